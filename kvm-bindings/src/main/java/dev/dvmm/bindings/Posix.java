@@ -36,7 +36,6 @@ public final class Posix {
     private static final MethodHandle OPEN = errnoCall("open", FunctionDescriptor.of(JAVA_INT, PTR, JAVA_INT, JAVA_INT),
             Linker.Option.firstVariadicArg(2));
     private static final MethodHandle CLOSE = errnoCall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    private static final MethodHandle IOCTL_NOARG = errnoCall("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
     private static final MethodHandle IOCTL_PTR = errnoCall("ioctl",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, PTR), Linker.Option.firstVariadicArg(2));
     private static final MethodHandle IOCTL_LONG = errnoCall("ioctl",
@@ -173,12 +172,9 @@ public final class Posix {
 
     // ------------------------------------------------------------------ ioctl (one handle per argument shape)
 
+    /** An ioctl without argument; passes 0, since some (KVM_GET_API_VERSION, KVM_RUN) reject garbage. */
     public int ioctl(int fd, long request) {
-        try {
-            return ret((int) IOCTL_NOARG.invokeExact(errnoState, fd, request));
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
+        return ioctl(fd, request, 0L);
     }
 
     public int ioctl(int fd, long request, MemorySegment arg) {

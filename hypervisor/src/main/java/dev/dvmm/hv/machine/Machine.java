@@ -1,0 +1,163 @@
+package dev.dvmm.hv.machine;
+
+import dev.dvmm.hv.arch.Cpuid;
+import dev.dvmm.hv.bus.IoBus;
+import dev.dvmm.hv.vcpu.VcpuFailure;
+import dev.dvmm.hv.vcpu.VcpuRunner;
+import dev.dvmm.hv.vstate.GuestMemory;
+import dev.dvmm.hv.vstate.Kvm;
+import dev.dvmm.hv.vstate.KvmException;
+import dev.dvmm.hv.vstate.Vcpu;
+import dev.dvmm.hv.vstate.Vm;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One node's VM: KVM handles, guest memory, the two buses and a runner per vCPU. Built in one place,
+ * torn down in reverse order by {@link #close()}.
+ */
+public final class Machine implements AutoCloseable {
+    private final Kvm kvm;
+    private final Vm vm;
+    private final GuestMemory memory;
+    private final IoBus pio = new IoBus("port I/O");
+    private final IoBus mmio = new IoBus("MMIO");
+    private final List<VcpuRunner> runners = new ArrayList<>();
+    private final Arena arena = Arena.ofShared();
+
+    private Machine(Kvm kvm, Vm vm, GuestMemory memory) {
+        this.kvm = kvm;
+        this.vm = vm;
+        this.memory = memory;
+    }
+
+    /** Opens KVM, creates the VM with {@code memoryBytes} of RAM and {@code vcpus} vCPUs. */
+    public static Machine create(int vcpus, long memoryBytes) {
+        if (vcpus < 1 || vcpus > 254) {
+            throw new KvmException("vCPU count must be between 1 and 254 (xAPIC ids), got " + vcpus);
+        }
+        GuestMemory.validateSize(memoryBytes);
+        Kvm kvm = Kvm.open();
+        Vm vm = null;
+        GuestMemory mem = null;
+        try {
+            vm = kvm.createVm();
+            mem = GuestMemory.create(memoryBytes, "dvmm-guest-ram");
+            vm.mapMemory(mem);
+            Machine m = new Machine(kvm, vm, mem);
+            MemorySegment supported = kvm.supportedCpuid(m.arena);
+            for (int i = 0; i < vcpus; i++) {
+                Vcpu v = vm.createVcpu(i);
+                v.setCpuid(Cpuid.forVcpu(supported, i, m.arena));
+                m.runners.add(new VcpuRunner(v, mem, m.pio, m.mmio));
+            }
+            return m;
+        } catch (RuntimeException e) {
+            if (mem != null) {
+                mem.close();
+            }
+            if (vm != null) {
+                vm.close();
+            }
+            kvm.close();
+            throw e;
+        }
+    }
+
+    public Kvm kvm() { return kvm; }
+
+    public Vm vm() { return vm; }
+
+    public GuestMemory memory() { return memory; }
+
+    public IoBus pio() { return pio; }
+
+    public IoBus mmio() { return mmio; }
+
+    public List<VcpuRunner> runners() { return List.copyOf(runners); }
+
+    public VcpuRunner runner(int vcpu) { return runners.get(vcpu); }
+
+    public void start() {
+        for (VcpuRunner r : runners) {
+            r.start();
+        }
+    }
+
+    /**
+     * Waits until every vCPU has stopped. On a vCPU failure the others are stopped and the failure is
+     * thrown; on timeout every vCPU is stopped and a KvmException says which were still running.
+     */
+    public int[] awaitCompletion(Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        for (VcpuRunner r : runners) {
+            while (!r.awaitStop(10, TimeUnit.MILLISECONDS)) {
+                VcpuFailure f = firstFailure();
+                if (f != null) {
+                    stopAll(-1);
+                    throw f;
+                }
+                if (System.nanoTime() > deadline) {
+                    List<Integer> running = new ArrayList<>();
+                    for (VcpuRunner x : runners) {
+                        if (x.state() != VcpuRunner.State.STOPPED) {
+                            running.add(x.vcpu().index());
+                        }
+                    }
+                    stopAll(-1);
+                    throw new KvmException("guest did not finish within " + timeout.toMillis() + " ms; vCPUs still "
+                            + "running: " + running);
+                }
+            }
+        }
+        VcpuFailure f = firstFailure();
+        if (f != null) {
+            throw f;
+        }
+        int[] status = new int[runners.size()];
+        for (int i = 0; i < status.length; i++) {
+            status[i] = runners.get(i).stopStatus();
+        }
+        return status;
+    }
+
+    private VcpuFailure firstFailure() {
+        for (VcpuRunner r : runners) {
+            if (r.failure() != null) {
+                return r.failure();
+            }
+        }
+        return null;
+    }
+
+    /** Requests every vCPU to stop and waits (bounded) for their threads. */
+    public void stopAll(int status) throws InterruptedException {
+        for (VcpuRunner r : runners) {
+            if (r.state() != VcpuRunner.State.STOPPED) {
+                r.requestStop(status);
+            }
+        }
+        for (VcpuRunner r : runners) {
+            if (r.thread() != null && !r.awaitStop(5, TimeUnit.SECONDS)) {
+                throw new KvmException("vCPU " + r.vcpu().index() + " did not stop within 5 s of a kick");
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        try {
+            stopAll(-1);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        vm.close();
+        memory.close();
+        kvm.close();
+        arena.close();
+    }
+}

@@ -1,0 +1,276 @@
+package dev.dvmm.hv.vcpu;
+
+import dev.dvmm.bindings.Posix;
+import dev.dvmm.bindings.abi.KvmConstants;
+import dev.dvmm.bindings.abi.KvmRun;
+import dev.dvmm.bindings.abi.PosixConstants;
+import dev.dvmm.hv.bus.IoBus;
+import dev.dvmm.hv.vstate.GuestMemory;
+import dev.dvmm.hv.vstate.Vcpu;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * The run loop of one vCPU on its own platform thread: a run-state machine fed by a mailbox, and one
+ * switch over KVM exit reasons.
+ *
+ * <p>Other threads never touch the vCPU's state: they post a request (pause, resume, stop) and
+ * {@link #kick()} the thread out of KVM_RUN. The loop allocates nothing per exit: {@code kvm_run} is
+ * read in place, the buses take primitive arguments, and the Posix instance is this thread's.
+ */
+public final class VcpuRunner implements Runnable {
+    public enum State { CREATED, RUNNING, PAUSED, STOPPED }
+
+    private static final int REQ_PAUSE = 1;
+    private static final int REQ_STOP = 2;
+
+    private final Vcpu vcpu;
+    private final GuestMemory memory;
+    private final IoBus pio;
+    private final IoBus mmio;
+    private final CountDownLatch stopped = new CountDownLatch(1);
+
+    // Mailbox: written by any thread, read by the vCPU thread after each exit. volatile orders the
+    // request (and the stop status written before it) before the kick that makes the vCPU look.
+    private volatile int requests;
+    private volatile int stopStatus;
+    private volatile State state = State.CREATED;
+    private volatile int tid;
+    private volatile Thread thread;
+    private volatile VcpuFailure failure;
+
+    // Statistics, written only by the vCPU thread; volatile so that readers see recent values.
+    private volatile long exits;
+    private volatile long ioExits;
+    private volatile long mmioExits;
+    private volatile long kicks;
+
+    public VcpuRunner(Vcpu vcpu, GuestMemory memory, IoBus pio, IoBus mmio) {
+        this.vcpu = vcpu;
+        this.memory = memory;
+        this.pio = pio;
+        this.mmio = mmio;
+    }
+
+    public Vcpu vcpu() { return vcpu; }
+
+    public State state() { return state; }
+
+    /** Starts the vCPU thread. */
+    public Thread start() {
+        Thread t = Thread.ofPlatform().name("vcpu-" + vcpu.index()).daemon(true).unstarted(this);
+        thread = t;
+        t.start();
+        return t;
+    }
+
+    @Override
+    public void run() {
+        thread = Thread.currentThread();
+        Posix px = Posix.current();
+        try (Arena arena = Arena.ofConfined()) {
+            KickSignal kick = new KickSignal(arena);
+            vcpu.setSignalMask(kick.blockInThisThread(arena));
+            tid = Posix.gettid();
+            state = State.RUNNING;
+            loop(px, kick);
+        } catch (VcpuFailure f) {
+            failure = f;
+        } catch (RuntimeException e) {
+            failure = new VcpuFailure(vcpu.index(), "run loop failed: " + e.getMessage(), "");
+        } finally {
+            tid = 0;
+            state = State.STOPPED;
+            stopped.countDown();
+        }
+    }
+
+    private void loop(Posix px, KickSignal kick) {
+        final MemorySegment run = vcpu.kvmRun();
+        final int index = vcpu.index();
+        while (true) {
+            int req = requests;
+            if ((req & REQ_STOP) != 0) {
+                return;
+            }
+            if ((req & REQ_PAUSE) != 0) {
+                state = State.PAUSED;
+                while ((requests & (REQ_PAUSE | REQ_STOP)) == REQ_PAUSE) {
+                    LockSupport.park(this);
+                }
+                state = State.RUNNING;
+                continue;
+            }
+            int r = vcpu.run(px);
+            if (r < 0) {
+                if (r == -PosixConstants.EINTR || r == -PosixConstants.EAGAIN) {
+                    kicks += kick.drain(px);
+                    continue;
+                }
+                throw new VcpuFailure(index, "KVM_RUN failed: " + Posix.strerror(-r), VcpuDump.of(vcpu, memory));
+            }
+            exits++;
+            int reason = KvmRun.exitReason(run);
+            switch (reason) {
+                case KvmConstants.KVM_EXIT_IO -> handleIo(run, index);
+                case KvmConstants.KVM_EXIT_MMIO -> handleMmio(run, index);
+                case KvmConstants.KVM_EXIT_INTR -> kicks += kick.drain(px);
+                case KvmConstants.KVM_EXIT_HLT -> waitForWork();
+                case KvmConstants.KVM_EXIT_IRQ_WINDOW_OPEN -> KvmRun.requestInterruptWindow(run, 0);
+                case KvmConstants.KVM_EXIT_SHUTDOWN ->
+                        throw fail("the guest shut down the CPU (triple fault)");
+                case KvmConstants.KVM_EXIT_INTERNAL_ERROR -> throw fail(internalError(run));
+                case KvmConstants.KVM_EXIT_FAIL_ENTRY -> throw fail(String.format(
+                        "VM entry failed: hardware reason 0x%x on CPU %d",
+                        KvmRun.failEntryHardwareEntryFailureReason(run), KvmRun.failEntryCpu(run)));
+                case KvmConstants.KVM_EXIT_SYSTEM_EVENT -> throw fail("system event type "
+                        + KvmRun.systemEventType(run) + " (shutdown/reset/crash) requested by the guest");
+                default -> throw fail("unhandled KVM exit reason " + reason);
+            }
+        }
+    }
+
+    private VcpuFailure fail(String reason) {
+        return new VcpuFailure(vcpu.index(), reason, VcpuDump.of(vcpu, memory));
+    }
+
+    private static String internalError(MemorySegment run) {
+        int sub = KvmRun.internalSuberror(run);
+        String what = switch (sub) {
+            case KvmConstants.KVM_INTERNAL_ERROR_EMULATION -> "instruction emulation failed";
+            case KvmConstants.KVM_INTERNAL_ERROR_SIMUL_EX -> "exception while delivering an exception";
+            case KvmConstants.KVM_INTERNAL_ERROR_DELIVERY_EV -> "event delivery failed";
+            case KvmConstants.KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON -> "unexpected hardware exit reason";
+            default -> "suberror " + sub;
+        };
+        StringBuilder b = new StringBuilder("KVM internal error: ").append(what);
+        int n = Math.min(KvmRun.internalNdata(run), KvmRun.INTERNAL_DATA_LENGTH);
+        for (int i = 0; i < n; i++) {
+            b.append(i == 0 ? " data=" : ",").append(Long.toHexString(KvmRun.internalData(run, i)));
+        }
+        return b.toString();
+    }
+
+    private void handleIo(MemorySegment run, int index) {
+        ioExits++;
+        final int size = KvmRun.ioSize(run);
+        final int port = KvmRun.ioPort(run);
+        final int count = KvmRun.ioCount(run);
+        final long data = KvmRun.ioDataOffset(run);
+        if (KvmRun.ioDirection(run) == KvmConstants.KVM_EXIT_IO_OUT) {
+            for (int i = 0; i < count; i++) {
+                pio.write(index, port, size, load(run, data + (long) i * size, size));
+            }
+        } else {
+            for (int i = 0; i < count; i++) {
+                store(run, data + (long) i * size, size, pio.read(index, port, size));
+            }
+        }
+    }
+
+    private void handleMmio(MemorySegment run, int index) {
+        mmioExits++;
+        final long addr = KvmRun.mmioPhysAddr(run);
+        final int len = KvmRun.mmioLen(run);
+        if (KvmRun.mmioIsWrite(run) != 0) {
+            mmio.write(index, addr, len, load(run, KvmRun.MMIO_DATA_OFFSET, len));
+        } else {
+            store(run, KvmRun.MMIO_DATA_OFFSET, len, mmio.read(index, addr, len));
+        }
+    }
+
+    private static long load(MemorySegment s, long off, int size) {
+        return switch (size) {
+            case 1 -> Byte.toUnsignedLong(s.get(ValueLayout.JAVA_BYTE, off));
+            case 2 -> Short.toUnsignedLong(s.get(ValueLayout.JAVA_SHORT_UNALIGNED, off));
+            case 4 -> Integer.toUnsignedLong(s.get(ValueLayout.JAVA_INT_UNALIGNED, off));
+            default -> s.get(ValueLayout.JAVA_LONG_UNALIGNED, off);
+        };
+    }
+
+    private static void store(MemorySegment s, long off, int size, long v) {
+        switch (size) {
+            case 1 -> s.set(ValueLayout.JAVA_BYTE, off, (byte) v);
+            case 2 -> s.set(ValueLayout.JAVA_SHORT_UNALIGNED, off, (short) v);
+            case 4 -> s.set(ValueLayout.JAVA_INT_UNALIGNED, off, (int) v);
+            default -> s.set(ValueLayout.JAVA_LONG_UNALIGNED, off, v);
+        }
+    }
+
+    /** HLT with no interrupt controller yet: sleep until another thread posts a request. */
+    private void waitForWork() {
+        int before = requests;
+        while (requests == before) {
+            LockSupport.park(this);
+        }
+    }
+
+    // ------------------------------------------------------------------ mailbox (any thread)
+
+    /** Asks the vCPU to stop with a status; returns at once (see {@link #awaitStop}). */
+    public void requestStop(int status) {
+        stopStatus = status;
+        post(REQ_STOP);
+    }
+
+    public void requestPause() {
+        post(REQ_PAUSE);
+    }
+
+    public void resume() {
+        int r;
+        synchronized (this) {
+            r = requests & ~REQ_PAUSE;
+            requests = r;
+        }
+        Thread t = thread;
+        if (t != null) {
+            LockSupport.unpark(t);
+        }
+    }
+
+    private void post(int bit) {
+        synchronized (this) {
+            requests = requests | bit;
+        }
+        if (Thread.currentThread() != thread) {
+            kick();
+        }
+    }
+
+    /** Forces the vCPU out of KVM_RUN (and out of a HLT/pause wait) so it reads its mailbox. */
+    public void kick() {
+        Thread t = thread;
+        if (t != null) {
+            LockSupport.unpark(t);
+        }
+        int id = tid;
+        if (id != 0) {
+            KickSignal.send(Posix.current(), id);
+        }
+    }
+
+    public boolean awaitStop(long timeout, TimeUnit unit) throws InterruptedException {
+        return stopped.await(timeout, unit);
+    }
+
+    public int stopStatus() { return stopStatus; }
+
+    /** Why the vCPU stopped on its own, or null if it stopped on request. */
+    public VcpuFailure failure() { return failure; }
+
+    public long exits() { return exits; }
+
+    public long ioExits() { return ioExits; }
+
+    public long mmioExits() { return mmioExits; }
+
+    public long kicks() { return kicks; }
+
+    /** The vCPU thread, once started. */
+    public Thread thread() { return thread; }
+}

@@ -1,0 +1,114 @@
+package dev.dvmm.hv.machine;
+
+import dev.dvmm.boot.testguest.TestGuest;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.time.Duration;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Real guests on /dev/kvm: the hand-written test programs of guest-boot/src/main/asm. */
+@Tag("kvm")
+class TestGuestKvmTest {
+    private static final long MEM = 16 << 20;
+    private static final Duration TIMEOUT = Duration.ofSeconds(60);
+
+    @BeforeEach
+    void needKvm() {
+        KvmAvailable.assume();
+    }
+
+    @Test
+    void realModeGuestPrintsAndExitsWithItsComputedStatus() throws Exception {
+        try (TestGuestSession s = TestGuestSession.realMode(MEM, null)) {
+            int[] status = s.run(TIMEOUT);
+            assertEquals("Hello from real mode\n", s.console().text());
+            assertArrayEquals(new int[] {5050}, status, "sum 1..100 computed by the guest");
+        }
+    }
+
+    @Test
+    void longModeGuestGreetsFromEachVcpu() throws Exception {
+        try (TestGuestSession s = TestGuestSession.longMode(1, MEM, TestGuest.T_HELLO, 0, null)) {
+            assertArrayEquals(new int[] {0x42}, s.run(TIMEOUT));
+            assertEquals("Hello from long mode on vCPU 0\n", s.console().text());
+        }
+    }
+
+    @Test
+    void twoVcpusRunConcurrentlyAndAtomicAndLockedCountersAreExact() throws Exception {
+        long n = 200_000;
+        try (TestGuestSession s = TestGuestSession.longMode(2, MEM, TestGuest.T_COUNTERS, n, null)) {
+            assertArrayEquals(new int[] {0, 0}, s.run(TIMEOUT));
+            MemorySegment m = s.machine().memory().aliasMapping();
+            assertEquals(2 * n, m.get(ValueLayout.JAVA_LONG, TestGuest.DATA), "lock xadd counter");
+            assertEquals(2 * n, m.get(ValueLayout.JAVA_LONG, TestGuest.DATA + 0x80), "spinlock-protected counter");
+            assertEquals(2, m.get(ValueLayout.JAVA_LONG, TestGuest.DATA + 0xc0), "vCPUs that finished");
+            assertEquals(0, m.get(ValueLayout.JAVA_INT, TestGuest.DATA + 0x40), "lock released");
+        }
+    }
+
+    @Test
+    void exceptionsReachTheGuestIdtHandlersWithTheFaultingRip() throws Exception {
+        try (TestGuestSession s = TestGuestSession.longMode(1, MEM, TestGuest.T_EXCEPTIONS, 0, null)) {
+            assertArrayEquals(new int[] {0x60}, s.run(TIMEOUT));
+            MemorySegment m = s.machine().memory().aliasMapping();
+            long r = TestGuest.RESULTS;
+            assertEquals(6, m.get(ValueLayout.JAVA_LONG, r), "#UD vector");
+            long udSite = m.get(ValueLayout.JAVA_LONG, r + 16);
+            assertTrue(udSite > TestGuest.LONG_MODE.loadAddress(), "guest recorded where ud2 is");
+            assertEquals(udSite, m.get(ValueLayout.JAVA_LONG, r + 8), "RIP pushed for #UD");
+            assertEquals(0, m.get(ValueLayout.JAVA_LONG, r + 24), "#DE vector");
+            assertEquals(m.get(ValueLayout.JAVA_LONG, r + 40), m.get(ValueLayout.JAVA_LONG, r + 32), "RIP pushed for #DE");
+            assertEquals(2, m.get(ValueLayout.JAVA_LONG, r + 48), "execution resumed after both handlers");
+        }
+    }
+
+    @Test
+    void spinningGuestIsStoppedByAKick() throws Exception {
+        try (TestGuestSession s = TestGuestSession.longMode(2, MEM, TestGuest.T_SPIN, 0, null)) {
+            Machine m = s.machine();
+            m.start();
+            MemorySegment alias = m.memory().aliasMapping();
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while ((alias.get(ValueLayout.JAVA_LONG, TestGuest.DATA + 0x100) == 0
+                    || alias.get(ValueLayout.JAVA_LONG, TestGuest.DATA + 0x108) == 0) && System.nanoTime() < deadline) {
+                Thread.sleep(1);
+            }
+            long before = alias.get(ValueLayout.JAVA_LONG, TestGuest.DATA + 0x100);
+            assertTrue(before > 0 && alias.get(ValueLayout.JAVA_LONG, TestGuest.DATA + 0x108) > 0,
+                    "both vCPUs are spinning in the guest");
+            m.runner(0).requestStop(7);
+            assertTrue(m.runner(0).awaitStop(5, java.util.concurrent.TimeUnit.SECONDS), "vCPU 0 left KVM_RUN");
+            long after = alias.get(ValueLayout.JAVA_LONG, TestGuest.DATA + 0x100);
+            Thread.sleep(50);
+            assertEquals(after, alias.get(ValueLayout.JAVA_LONG, TestGuest.DATA + 0x100), "vCPU 0 no longer runs");
+            assertTrue(m.runner(0).kicks() >= 1, "the stop was delivered by a kick");
+            assertEquals(7, m.runner(0).stopStatus());
+            m.runner(1).requestStop(8);
+            assertTrue(m.runner(1).awaitStop(5, java.util.concurrent.TimeUnit.SECONDS), "vCPU 1 left KVM_RUN");
+            assertArrayEquals(new int[] {7, 8}, m.awaitCompletion(Duration.ofSeconds(5)));
+        }
+    }
+
+    @Test
+    void memoryWrittenByTheGuestIsReadBackThroughTheAliasMapping() throws Exception {
+        int n = 4096;
+        try (TestGuestSession s = TestGuestSession.longMode(2, MEM, TestGuest.T_PATTERN, n, null)) {
+            assertArrayEquals(new int[] {0, 0}, s.run(TIMEOUT));
+            MemorySegment alias = s.machine().memory().aliasMapping();
+            for (int v = 0; v < 2; v++) {
+                for (long i = 0; i < n; i++) {
+                    long expect = (i * 0x9e3779b97f4a7c15L) ^ ((long) v << 56);
+                    long at = TestGuest.PATTERN + ((long) v * n + i) * 8;
+                    assertEquals(expect, alias.get(ValueLayout.JAVA_LONG, at), "vCPU " + v + " word " + i);
+                }
+            }
+        }
+    }
+}
