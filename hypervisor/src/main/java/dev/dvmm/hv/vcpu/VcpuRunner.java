@@ -48,6 +48,8 @@ public final class VcpuRunner implements Runnable {
     private volatile long ioExits;
     private volatile long mmioExits;
     private volatile long kicks;
+    private volatile long loopAllocatedBytes = -1;
+    private volatile long loopNanos;
 
     public VcpuRunner(Vcpu vcpu, GuestMemory memory, IoBus pio, IoBus mmio) {
         this.vcpu = vcpu;
@@ -77,7 +79,15 @@ public final class VcpuRunner implements Runnable {
             vcpu.setSignalMask(kick.blockInThisThread(arena));
             tid = Posix.gettid();
             state = State.RUNNING;
-            loop(px, kick);
+            long allocatedBefore = allocatedByThisThread();
+            long t0 = System.nanoTime();
+            try {
+                loop(px, kick);
+            } finally {
+                loopNanos = System.nanoTime() - t0;
+                // Allocation of the run loop itself, for the zero-allocation check (two reads per thread life).
+                loopAllocatedBytes = allocatedByThisThread() - allocatedBefore;
+            }
         } catch (VcpuFailure f) {
             failure = f;
         } catch (RuntimeException e) {
@@ -132,6 +142,11 @@ public final class VcpuRunner implements Runnable {
                 default -> throw fail("unhandled KVM exit reason " + reason);
             }
         }
+    }
+
+    private static long allocatedByThisThread() {
+        java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        return mx instanceof com.sun.management.ThreadMXBean sun ? sun.getCurrentThreadAllocatedBytes() : 0;
     }
 
     private VcpuFailure fail(String reason) {
@@ -270,6 +285,12 @@ public final class VcpuRunner implements Runnable {
     public long mmioExits() { return mmioExits; }
 
     public long kicks() { return kicks; }
+
+    /** Bytes the vCPU thread allocated inside its run loop (set when it stops; -1 before). */
+    public long loopAllocatedBytes() { return loopAllocatedBytes; }
+
+    /** Time the vCPU thread spent in its run loop (set when it stops). */
+    public long loopNanos() { return loopNanos; }
 
     /** The vCPU thread, once started. */
     public Thread thread() { return thread; }

@@ -1,0 +1,55 @@
+package dev.dvmm.hv.cli;
+
+import dev.dvmm.hv.bench.ExitBenchmark;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** Benchmarks: JSON results plus a table, baselines measured in the same run. */
+@Command(name = "bench", description = "Benchmarks (JSON + table, baselines measured in the same run).",
+        subcommands = {BenchCommand.Exits.class})
+final class BenchCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        spec.commandLine().usage(spec.commandLine().getOut());
+        return 2;
+    }
+
+    @Command(name = "exits", description = "Port-I/O exit round trip: dvmm's Java loop vs a C loop with raw ioctls.")
+    static final class Exits implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--json", description = "write results as JSON to this file")
+        Path json;
+
+        @Option(names = "--exits", defaultValue = "100000", description = "exits per round (default: ${DEFAULT-VALUE})")
+        long exits;
+
+        @Option(names = "--rounds", defaultValue = "5", description = "alternating rounds (default: ${DEFAULT-VALUE})")
+        int rounds;
+
+        @Override
+        public Integer call() throws Exception {
+            if (exits < 1000 || rounds < 1) {
+                throw new UserError("--exits must be at least 1000 and --rounds at least 1");
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            ExitBenchmark.Result r = ExitBenchmark.run(exits, rounds, System.err);
+            out.print(r.toTable());
+            if (json != null) {
+                Files.writeString(json, r.toJson());
+                out.println("wrote " + json);
+            }
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+package dev.dvmm.hv.cli;
+
+import dev.dvmm.boot.testguest.TestGuest;
+import dev.dvmm.hv.machine.TestGuestSession;
+import java.io.PrintWriter;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** Runs one of the built-in test guests on this node's KVM. */
+@Command(name = "guest", description = "Run a built-in test guest (real mode or 64-bit) on /dev/kvm.")
+final class GuestCommand implements Callable<Integer> {
+    enum Program { realmode, hello, counters, exceptions, pattern }
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--program", defaultValue = "counters",
+            description = "realmode, hello, counters, exceptions or pattern (default: ${DEFAULT-VALUE})")
+    Program program;
+
+    @Option(names = "--cpus", defaultValue = "2", description = "vCPUs (default: ${DEFAULT-VALUE})")
+    int cpus;
+
+    @Option(names = "--memory", defaultValue = "64M", converter = ByteSize.GuestRam.class,
+            description = "guest RAM, whole 4 KiB pages (default: ${DEFAULT-VALUE})")
+    long memory;
+
+    @Option(names = "--iterations", defaultValue = "1000000",
+            description = "loop count for counters/pattern (default: ${DEFAULT-VALUE})")
+    long iterations;
+
+    @Option(names = "--timeout", defaultValue = "120", description = "seconds before the guest is stopped")
+    long timeoutSeconds;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintWriter out = spec.commandLine().getOut();
+        if (cpus < 1 || cpus > 64) {
+            throw new UserError("--cpus must be between 1 and 64, got " + cpus);
+        }
+        if (iterations < 1) {
+            throw new UserError("--iterations must be positive");
+        }
+        if (program == Program.pattern && iterations * 8 * cpus + TestGuest.PATTERN > memory) {
+            throw new UserError("--iterations " + iterations + " x " + cpus + " vCPUs does not fit in " + memory
+                    + " bytes of guest memory");
+        }
+        Duration timeout = Duration.ofSeconds(timeoutSeconds);
+        long t0 = System.nanoTime();
+        try (TestGuestSession s = open()) {
+            out.printf("dvmm: %s guest on %d vCPU(s), %d MiB%n", program, s.machine().runners().size(), memory >> 20);
+            out.flush();
+            int[] status = s.run(timeout);
+            double secs = (System.nanoTime() - t0) / 1e9;
+            out.printf(Locale.ROOT, "dvmm: guest finished in %.2f s, exit status per vCPU %s%n", secs, Arrays.toString(status));
+            return report(out, s, status);
+        }
+    }
+
+    private TestGuestSession open() {
+        System.out.flush();
+        return switch (program) {
+            case realmode -> TestGuestSession.realMode(memory, System.out);
+            case hello -> TestGuestSession.longMode(cpus, memory, TestGuest.T_HELLO, 0, System.out);
+            case counters -> TestGuestSession.longMode(cpus, memory, TestGuest.T_COUNTERS, iterations, System.out);
+            case exceptions -> TestGuestSession.longMode(cpus, memory, TestGuest.T_EXCEPTIONS, 0, System.out);
+            case pattern -> TestGuestSession.longMode(cpus, memory, TestGuest.T_PATTERN, iterations, System.out);
+        };
+    }
+
+    private int report(PrintWriter out, TestGuestSession s, int[] status) {
+        MemorySegment m = s.machine().memory().aliasMapping();
+        switch (program) {
+            case counters -> {
+                long expect = iterations * cpus;
+                long atomic = m.get(ValueLayout.JAVA_LONG, TestGuest.DATA);
+                long locked = m.get(ValueLayout.JAVA_LONG, TestGuest.DATA + 0x80);
+                out.printf("lock xadd counter %d, spinlock counter %d, expected %d: %s%n", atomic, locked, expect,
+                        atomic == expect && locked == expect ? "ok" : "WRONG");
+                return atomic == expect && locked == expect ? 0 : 1;
+            }
+            case realmode -> {
+                return status[0] == 5050 ? 0 : 1;
+            }
+            case hello -> {
+                return Arrays.stream(status).allMatch(x -> x == 0x42) ? 0 : 1;
+            }
+            case exceptions -> {
+                boolean ok = true;
+                for (int v = 0; v < status.length; v++) {
+                    long r = TestGuest.RESULTS + v * TestGuest.RESULTS_PER_VCPU;
+                    boolean vok = m.get(ValueLayout.JAVA_LONG, r) == 6 && m.get(ValueLayout.JAVA_LONG, r + 24) == 0
+                            && m.get(ValueLayout.JAVA_LONG, r + 48) == 2;
+                    out.printf("vCPU %d: #UD and #DE handled by the guest IDT: %s%n", v, vok ? "ok" : "WRONG");
+                    ok &= vok;
+                }
+                return ok ? 0 : 1;
+            }
+            default -> {
+                return Arrays.stream(status).allMatch(x -> x == 0) ? 0 : 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+package dev.dvmm.hv.cli;
+
+import dev.dvmm.hv.vstate.GuestMemory;
+import dev.dvmm.hv.vstate.Kvm;
+import dev.dvmm.hv.vstate.KvmException;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine.TypeConversionException;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Bad input gives one clear sentence and a non-zero exit, never a stack trace. */
+class CliErrorsTest {
+    @Test
+    void missingKvmDeviceIsExplained() {
+        KvmException e = assertThrows(KvmException.class, () -> Kvm.open("/dev/nonexistent-kvm"));
+        assertTrue(e.getMessage().startsWith("/dev/nonexistent-kvm does not exist: this host has no KVM"), e.getMessage());
+    }
+
+    @Test
+    void notAKvmDeviceIsExplained() {
+        KvmException e = assertThrows(KvmException.class, () -> Kvm.open("/dev/null"));
+        assertTrue(e.getMessage().contains("API version"), e.getMessage());
+    }
+
+    @Test
+    void guestMemorySizesAreValidated() {
+        assertThrows(KvmException.class, () -> GuestMemory.validateSize(1_000_001));
+        assertThrows(KvmException.class, () -> GuestMemory.validateSize(0));
+        assertThrows(KvmException.class, () -> GuestMemory.validateSize(4096));
+        GuestMemory.validateSize(2L << 20);
+    }
+
+    @Test
+    void sizesParseWithBinaryUnits() {
+        assertEquals(512L << 20, ByteSize.parse("512M"));
+        assertEquals(2L << 30, ByteSize.parse("2G"));
+        assertEquals(2L << 30, ByteSize.parse("2GiB"));
+        assertEquals(65536, ByteSize.parse("64k"));
+        assertEquals(12345, ByteSize.parse("12345"));
+        assertThrows(TypeConversionException.class, () -> ByteSize.parse("lots"));
+        assertThrows(TypeConversionException.class, () -> ByteSize.parse("-5M"));
+        assertThrows(TypeConversionException.class, () -> ByteSize.parse("99999999999999T"));
+    }
+
+    @Test
+    void unalignedMemoryOnTheCommandLineIsOneSentenceAndExitCodeTwo() {
+        String[] err = new String[1];
+        int rc = capture(err, "guest", "--memory", "1000001");
+        assertEquals(2, rc);
+        assertTrue(err[0].contains("guest memory size 1000001 bytes is not a multiple of the 4096-byte page size"), err[0]);
+        assertFalse(err[0].contains("Exception"), err[0]);
+    }
+
+    @Test
+    void unknownCommandIsRejected() {
+        String[] err = new String[1];
+        assertEquals(2, capture(err, "frobnicate"));
+        assertTrue(err[0].contains("frobnicate"), err[0]);
+    }
+
+    private static int capture(String[] err, String... args) {
+        PrintStream old = System.err;
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        System.setErr(new PrintStream(buf, true, StandardCharsets.UTF_8));
+        try {
+            return Main.run(args);
+        } finally {
+            System.setErr(old);
+            err[0] = buf.toString(StandardCharsets.UTF_8);
+        }
+    }
+}
