@@ -111,4 +111,19 @@ class TestGuestKvmTest {
             }
         }
     }
+
+    @Test
+    void aTripleFaultStopsTheVmWithARegisterDumpAndTheCodeBytes() throws Exception {
+        try (TestGuestSession s = TestGuestSession.longMode(1, MEM, TestGuest.T_HELLO, 0, null)) {
+            // ud2 with no IDT loaded: #UD cannot be delivered -> double fault -> triple fault.
+            long at = 0x180000;
+            s.machine().memory().guestMapping().set(ValueLayout.JAVA_SHORT, at, (short) 0x0b0f);
+            dev.dvmm.hv.arch.X86Setup.enterLongMode(s.machine().runner(0).vcpu(), at, TestGuest.KSTACK_TOP, 0, 0, 0);
+            dev.dvmm.hv.vcpu.VcpuFailure f = org.junit.jupiter.api.Assertions.assertThrows(
+                    dev.dvmm.hv.vcpu.VcpuFailure.class, () -> s.run(TIMEOUT));
+            assertTrue(f.getMessage().contains("triple fault"), f.getMessage());
+            assertTrue(f.dump().contains("rip=0000000000180000"), f.dump());
+            assertTrue(f.dump().contains("code at rip: 0f 0b"), f.dump());
+        }
+    }
 }
