@@ -5,6 +5,8 @@ import dev.dvmm.bindings.abi.PosixConstants;
 import dev.dvmm.bindings.abi.UffdConstants;
 import dev.dvmm.bindings.abi.UffdIoctls;
 import dev.dvmm.bindings.abi.UffdioApi;
+import dev.dvmm.bindings.abi.UffdioRange;
+import dev.dvmm.bindings.abi.UffdioRegister;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
@@ -66,6 +68,30 @@ public final class Userfaultfd implements AutoCloseable {
                     + " (needs /dev/userfaultfd access or vm.unprivileged_userfaultfd=1 or CAP_SYS_PTRACE)");
         }
         return (int) fd;
+    }
+
+    /** Registers {@code range} (page-aligned) for MISSING and/or WP faults. */
+    public void register(MemorySegment range, long modes) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment reg = a.allocate(UffdioRegister.LAYOUT);
+            UffdioRegister.rangeStart(reg, range.address());
+            UffdioRegister.rangeLen(reg, range.byteSize());
+            UffdioRegister.mode(reg, modes);
+            int r = Posix.current().ioctl(fd, UffdIoctls.UFFDIO_REGISTER, reg);
+            if (r < 0) {
+                throw new FaultServiceException("UFFDIO_REGISTER of " + range.byteSize() + " bytes with modes 0x"
+                        + Long.toHexString(modes) + " refused: " + Posix.strerror(-r));
+            }
+        }
+    }
+
+    public void unregister(MemorySegment range) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment rg = a.allocate(UffdioRange.LAYOUT);
+            UffdioRange.start(rg, range.address());
+            UffdioRange.len(rg, range.byteSize());
+            Posix.current().ioctl(fd, UffdIoctls.UFFDIO_UNREGISTER, rg);
+        }
     }
 
     public int fd() { return fd; }

@@ -1,0 +1,169 @@
+package dev.dvmm.dsm.fault;
+
+import dev.dvmm.bindings.Posix;
+import dev.dvmm.bindings.abi.PosixConstants;
+import dev.dvmm.bindings.abi.UffdConstants;
+import dev.dvmm.bindings.abi.UffdIoctls;
+import dev.dvmm.bindings.abi.UffdioCopy;
+import dev.dvmm.bindings.abi.UffdioRange;
+import dev.dvmm.bindings.abi.UffdioWriteprotect;
+import dev.dvmm.bindings.abi.UffdioZeropage;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The local node's hold on guest pages, by page index (memfd offset / 4 KiB): install (UFFDIO_COPY or
+ * ZEROPAGE, EEXIST counted as done), upgrade (clear WP), downgrade (set WP), invalidate (punch the memfd
+ * range: both mappings lose the page and KVM's MMU notifier drops it from the guest), and copy out.
+ *
+ * <p>Used by one thread at a time (the protocol agent): the ioctl argument structs are preallocated here
+ * and reused, so nothing is allocated per page operation. Page contents are read
+ * only through the alias mapping and only for pages this node holds: touching the alias of an absent
+ * page would silently create a zero page that the guest would then see without faulting.
+ */
+public final class DsmPages implements AutoCloseable {
+    public static final int PAGE_SHIFT = 12;
+    public static final long PAGE_SIZE = 1L << PAGE_SHIFT;
+
+    private final Userfaultfd uffd;
+    private final int memfd;
+    private final MemorySegment guest;
+    private final MemorySegment alias;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment copy = arena.allocate(UffdioCopy.LAYOUT);
+    private final MemorySegment zero = arena.allocate(UffdioZeropage.LAYOUT);
+    private final MemorySegment wp = arena.allocate(UffdioWriteprotect.LAYOUT);
+    private final MemorySegment range = arena.allocate(UffdioRange.LAYOUT);
+    private final MemorySegment zeroPage = arena.allocate(PAGE_SIZE, PAGE_SIZE);
+    private long eexist;
+
+    /**
+     * @param guest the guest mapping (registered with {@code uffd} for MISSING | WP)
+     * @param alias the second mapping of the same memfd
+     */
+    public DsmPages(Userfaultfd uffd, int memfd, MemorySegment guest, MemorySegment alias) {
+        if (guest.byteSize() != alias.byteSize() || guest.byteSize() % PAGE_SIZE != 0) {
+            throw new IllegalArgumentException("guest and alias mappings must be the same whole number of pages");
+        }
+        this.uffd = uffd;
+        this.memfd = memfd;
+        this.guest = guest;
+        this.alias = alias;
+    }
+
+    /** Opens a uffd with the features the DSM needs and registers the whole guest mapping. */
+    public static Userfaultfd registerGuestMapping(MemorySegment guest) {
+        Userfaultfd u = Userfaultfd.open(UffdConstants.UFFD_FEATURE_MISSING_SHMEM
+                | UffdConstants.UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UffdConstants.UFFD_FEATURE_PAGEFAULT_FLAG_WP
+                | UffdConstants.UFFD_FEATURE_THREAD_ID);
+        try {
+            u.register(guest, UffdConstants.UFFDIO_REGISTER_MODE_MISSING | UffdConstants.UFFDIO_REGISTER_MODE_WP);
+            return u;
+        } catch (RuntimeException e) {
+            u.close();
+            throw e;
+        }
+    }
+
+    public long pages() { return guest.byteSize() >>> PAGE_SHIFT; }
+
+    private long check(long page) {
+        if (page < 0 || page >= pages()) {
+            throw new FaultServiceException("page " + page + " is outside guest memory (" + pages() + " pages)");
+        }
+        return page << PAGE_SHIFT;
+    }
+
+    /** Installs {@code src} (4 KiB) as page {@code page}, read-only unless {@code writable}; wakes faulters. */
+    public void install(long page, MemorySegment src, boolean writable) {
+        long off = check(page);
+        UffdioCopy.dst(copy, guest.address() + off);
+        UffdioCopy.src(copy, src.address());
+        UffdioCopy.len(copy, PAGE_SIZE);
+        UffdioCopy.mode(copy, writable ? 0 : UffdConstants.UFFDIO_COPY_MODE_WP);
+        UffdioCopy.copy(copy, 0);
+        int r = Posix.current().ioctl(uffd.fd(), UffdIoctls.UFFDIO_COPY, copy);
+        if (r == -PosixConstants.EEXIST) {
+            // Already present (a racing fault was resolved first): make sure every waiter runs.
+            eexist++;
+            wake(page);
+            return;
+        }
+        if (r < 0) {
+            throw new FaultServiceException("UFFDIO_COPY of page " + page + " failed: " + Posix.strerror(-r));
+        }
+    }
+
+    /** Installs a zero page: a never-written page needs no data transfer. */
+    public void installZero(long page, boolean writable) {
+        if (!writable) {
+            install(page, zeroPage, false);
+            return;
+        }
+        long off = check(page);
+        UffdioZeropage.rangeStart(zero, guest.address() + off);
+        UffdioZeropage.rangeLen(zero, PAGE_SIZE);
+        UffdioZeropage.mode(zero, 0);
+        int r = Posix.current().ioctl(uffd.fd(), UffdIoctls.UFFDIO_ZEROPAGE, zero);
+        if (r == -PosixConstants.EEXIST) {
+            eexist++;
+            wake(page);
+            return;
+        }
+        if (r < 0) {
+            throw new FaultServiceException("UFFDIO_ZEROPAGE of page " + page + " failed: " + Posix.strerror(-r));
+        }
+    }
+
+    /** SHARED -> MODIFIED: clears write protection and wakes the writer. */
+    public void upgrade(long page) {
+        writeProtect(page, false);
+    }
+
+    /** MODIFIED -> SHARED: later writes fault with WP. */
+    public void downgrade(long page) {
+        writeProtect(page, true);
+    }
+
+    private void writeProtect(long page, boolean protect) {
+        long off = check(page);
+        UffdioWriteprotect.rangeStart(wp, guest.address() + off);
+        UffdioWriteprotect.rangeLen(wp, PAGE_SIZE);
+        UffdioWriteprotect.mode(wp, protect ? UffdConstants.UFFDIO_WRITEPROTECT_MODE_WP : 0);
+        int r = Posix.current().ioctl(uffd.fd(), UffdIoctls.UFFDIO_WRITEPROTECT, wp);
+        if (r < 0) {
+            throw new FaultServiceException("UFFDIO_WRITEPROTECT " + (protect ? "set" : "clear") + " on page " + page
+                    + " failed: " + Posix.strerror(-r));
+        }
+    }
+
+    /** Drops the page from this node: the memfd range is punched, the next guest access faults MISSING. */
+    public void invalidate(long page) {
+        long off = check(page);
+        int r = Posix.current().punchHole(memfd, off, PAGE_SIZE);
+        if (r < 0) {
+            throw new FaultServiceException("punching page " + page + " failed: " + Posix.strerror(-r));
+        }
+    }
+
+    /** Wakes threads waiting on a page that is already present. */
+    public void wake(long page) {
+        long off = check(page);
+        UffdioRange.start(range, guest.address() + off);
+        UffdioRange.len(range, PAGE_SIZE);
+        Posix.current().ioctl(uffd.fd(), UffdIoctls.UFFDIO_WAKE, range);
+    }
+
+    /** Copies a page this node holds out through the alias mapping. */
+    public void copyOut(long page, MemorySegment dst) {
+        MemorySegment.copy(alias, check(page), dst, 0, PAGE_SIZE);
+    }
+
+    /** Installs that lost a race to another resolution of the same page. */
+    public long eexistCount() { return eexist; }
+
+    @Override
+    public void close() {
+        arena.close();
+    }
+}

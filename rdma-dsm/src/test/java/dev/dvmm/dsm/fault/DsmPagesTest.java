@@ -1,0 +1,156 @@
+package dev.dvmm.dsm.fault;
+
+import dev.dvmm.bindings.Posix;
+import dev.dvmm.bindings.abi.PosixConstants;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The DSM page mechanism on a memfd mapped twice, driven by JVM threads that touch the guest mapping
+ * (exactly what device models doing DMA will do): faults reach the reader, installs wake the thread,
+ * write-protection and punch-hole invalidation behave as the protocol needs.
+ */
+class DsmPagesTest {
+    private static final int PAGES = 16;
+    private final Posix px = Posix.current();
+    private int memfd;
+    private MemorySegment guest;
+    private MemorySegment alias;
+    private Userfaultfd uffd;
+    private DsmPages pages;
+    private FaultReader reader;
+    private final ConcurrentLinkedQueue<String> log = new ConcurrentLinkedQueue<>();
+    private final AtomicInteger missing = new AtomicInteger();
+    private final AtomicInteger wpFaults = new AtomicInteger();
+    private final Arena arena = Arena.ofShared();
+    private MemorySegment source;
+
+    @BeforeEach
+    void setUp() {
+        long f;
+        try {
+            f = Userfaultfd.supportedFeatures();
+        } catch (FaultServiceException e) {
+            System.out.println("SKIPPED: " + e.getMessage());
+            assumeTrue(false, e.getMessage());
+            return;
+        }
+        assumeTrue((f & dev.dvmm.bindings.abi.UffdConstants.UFFD_FEATURE_WP_HUGETLBFS_SHMEM) != 0,
+                "this kernel's userfaultfd cannot write-protect shared memory");
+        long len = PAGES * DsmPages.PAGE_SIZE;
+        memfd = Posix.check(px.memfdCreate("dsm-test", PosixConstants.MFD_CLOEXEC), "memfd");
+        Posix.check(px.ftruncate(memfd, len), "ftruncate");
+        int rw = PosixConstants.PROT_READ | PosixConstants.PROT_WRITE;
+        guest = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, memfd, 0, "guest");
+        alias = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, memfd, 0, "alias");
+        uffd = DsmPages.registerGuestMapping(guest);
+        pages = new DsmPages(uffd, memfd, guest, alias);
+        source = arena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
+        // A tiny single-node "protocol": even pages are zero pages installed writable; odd pages get a
+        // pattern and start read-only (SHARED); a write to a read-only page upgrades it.
+        reader = new FaultReader(uffd, guest, (page, write, wp, tid) -> {
+            if (wp) {
+                wpFaults.incrementAndGet();
+                log.add("wp " + page);
+                pages.upgrade(page);
+                return;
+            }
+            missing.incrementAndGet();
+            log.add((write ? "write-miss " : "read-miss ") + page);
+            if (page % 2 == 0) {
+                pages.installZero(page, true);
+            } else {
+                for (long i = 0; i < DsmPages.PAGE_SIZE; i += 8) {
+                    source.set(ValueLayout.JAVA_LONG, i, page * 1_000_000 + i);
+                }
+                pages.install(page, source, write);
+            }
+        }, "uffd-test");
+        reader.start();
+    }
+
+    @AfterEach
+    void tearDown() {
+        if (reader != null) {
+            reader.close();
+            assertNull(reader.failure(), "fault reader failed");
+            pages.close();
+            uffd.close();
+            px.munmap(guest);
+            px.munmap(alias);
+            px.close(memfd);
+        }
+        arena.close();
+    }
+
+    private long readFromAnotherThread(long offset) throws Exception {
+        long[] v = new long[1];
+        Thread t = Thread.ofPlatform().start(() -> v[0] = guest.get(ValueLayout.JAVA_LONG, offset));
+        t.join(10_000);
+        assertTrue(!t.isAlive(), "thread blocked on a fault that was never resolved");
+        return v[0];
+    }
+
+    @Test
+    void jvmThreadsFaultAndSeeInstalledContents() {
+        assertTimeoutPreemptively(java.time.Duration.ofSeconds(30), () -> {
+            assertEquals(3 * 1_000_000 + 64, readFromAnotherThread(3 * DsmPages.PAGE_SIZE + 64));
+            assertEquals(0, readFromAnotherThread(4 * DsmPages.PAGE_SIZE + 8));
+            assertEquals(2, missing.get());
+            // Present pages no longer fault, and the alias sees the same bytes.
+            assertEquals(3 * 1_000_000 + 64, guest.get(ValueLayout.JAVA_LONG, 3 * DsmPages.PAGE_SIZE + 64));
+            assertEquals(3 * 1_000_000 + 64, alias.get(ValueLayout.JAVA_LONG, 3 * DsmPages.PAGE_SIZE + 64));
+            assertEquals(2, missing.get());
+        });
+    }
+
+    @Test
+    void writeToAReadOnlyPageFaultsWpAndUpgradeLetsItThrough() {
+        assertTimeoutPreemptively(java.time.Duration.ofSeconds(30), () -> {
+            readFromAnotherThread(5 * DsmPages.PAGE_SIZE);            // read miss: installed read-only
+            Thread w = Thread.ofPlatform().start(() -> guest.set(ValueLayout.JAVA_LONG, 5 * DsmPages.PAGE_SIZE, 42L));
+            w.join(10_000);
+            assertTrue(!w.isAlive(), "writer never resumed after the upgrade");
+            assertEquals(1, wpFaults.get(), String.valueOf(log));
+            assertEquals(42L, alias.get(ValueLayout.JAVA_LONG, 5 * DsmPages.PAGE_SIZE));
+            // Downgrade: the next write faults WP again.
+            pages.downgrade(5);
+            Thread w2 = Thread.ofPlatform().start(() -> guest.set(ValueLayout.JAVA_LONG, 5 * DsmPages.PAGE_SIZE, 43L));
+            w2.join(10_000);
+            assertEquals(2, wpFaults.get(), String.valueOf(log));
+            assertEquals(43L, alias.get(ValueLayout.JAVA_LONG, 5 * DsmPages.PAGE_SIZE));
+        });
+    }
+
+    @Test
+    void invalidatedPagesFaultAgainAndLoseTheirContents() {
+        assertTimeoutPreemptively(java.time.Duration.ofSeconds(30), () -> {
+            Thread w = Thread.ofPlatform().start(() -> guest.set(ValueLayout.JAVA_LONG, 6 * DsmPages.PAGE_SIZE, 99L));
+            w.join(10_000);
+            assertEquals(99L, alias.get(ValueLayout.JAVA_LONG, 6 * DsmPages.PAGE_SIZE));
+            assertEquals(1, missing.get());
+            pages.invalidate(6);
+            assertEquals(0L, readFromAnotherThread(6 * DsmPages.PAGE_SIZE), "a fresh zero page after invalidation");
+            assertEquals(2, missing.get(), "the access after invalidation faulted again: " + log);
+        });
+    }
+
+    @Test
+    void pageIndicesOutsideGuestMemoryAreRejected() {
+        FaultServiceException e = org.junit.jupiter.api.Assertions.assertThrows(FaultServiceException.class,
+                () -> pages.invalidate(PAGES));
+        assertTrue(e.getMessage().contains("outside guest memory"), e.getMessage());
+    }
+}
