@@ -78,7 +78,7 @@ public final class LinuxBoot {
 
     public Prepared prepare() {
         if (kernel == null) {
-            throw new BootException("no kernel was given.");
+            throw new BootException(BootException.Kind.INVALID_ARGUMENT, "no kernel was given.");
         }
         MachineTopology topology = new MachineTopology(vcpus);
         LoadedKernel loaded = KernelLoader.load(memory, kernel);

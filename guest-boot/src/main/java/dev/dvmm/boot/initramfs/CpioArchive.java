@@ -46,7 +46,7 @@ public final class CpioArchive {
     /** A symbolic link at {@code path} pointing to {@code target}. */
     public CpioArchive symlink(String path, String target) {
         if (target.isEmpty() || target.indexOf('\0') >= 0) {
-            throw new BootException("initramfs: symlink " + path + " needs a target without NUL.");
+            throw new BootException(BootException.Kind.INVALID_ARGUMENT, "initramfs: symlink " + path + " needs a target without NUL.");
         }
         return add(path, S_IFLNK, 0777, target.getBytes(StandardCharsets.UTF_8), 0, 0);
     }
@@ -64,13 +64,13 @@ public final class CpioArchive {
     private CpioArchive add(String path, int type, int permissions, byte[] data, int major, int minor) {
         String name = normalize(path);
         if ((permissions & ~07777) != 0) {
-            throw new BootException(String.format("initramfs: %s: mode %o has bits beyond 07777.", path, permissions));
+            throw new BootException(BootException.Kind.INVALID_ARGUMENT, String.format("initramfs: %s: mode %o has bits beyond 07777.", path, permissions));
         }
         if (major < 0 || minor < 0) {
-            throw new BootException("initramfs: " + path + ": device numbers must not be negative.");
+            throw new BootException(BootException.Kind.INVALID_ARGUMENT, "initramfs: " + path + ": device numbers must not be negative.");
         }
         if (names.contains(name)) {
-            throw new BootException("initramfs: " + path + " is added twice.");
+            throw new BootException(BootException.Kind.INVALID_ARGUMENT, "initramfs: " + path + " is added twice.");
         }
         int slash = name.lastIndexOf('/');
         if (slash > 0 && !names.contains(name.substring(0, slash))) {
@@ -85,17 +85,17 @@ public final class CpioArchive {
     private static String normalize(String path) {
         String name = path.startsWith("/") ? path.substring(1) : path;
         if (name.isEmpty()) {
-            throw new BootException("initramfs: an entry needs a name other than \"/\".");
+            throw new BootException(BootException.Kind.INVALID_ARGUMENT, "initramfs: an entry needs a name other than \"/\".");
         }
         for (String part : name.split("/", -1)) {
             if (part.isEmpty() || part.equals(".") || part.equals("..")) {
-                throw new BootException("initramfs: \"" + path + "\" is not a clean path (empty, . or .. component).");
+                throw new BootException(BootException.Kind.INVALID_ARGUMENT, "initramfs: \"" + path + "\" is not a clean path (empty, . or .. component).");
             }
         }
         for (int i = 0; i < name.length(); i++) {
             char c = name.charAt(i);
             if (c < 0x20 || c > 0x7e) {
-                throw new BootException("initramfs: \"" + path + "\" has a character that is not printable ASCII.");
+                throw new BootException(BootException.Kind.INVALID_ARGUMENT, "initramfs: \"" + path + "\" has a character that is not printable ASCII.");
             }
         }
         return name;

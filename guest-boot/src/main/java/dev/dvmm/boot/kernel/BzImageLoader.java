@@ -30,12 +30,15 @@ public final class BzImageLoader {
         }
         // The decompressor runs at pref_address (if loaded below it) and needs init_size bytes there.
         long runAddress = Math.max(loadAddress, pref);
-        long footprintEnd = Math.max(loadAddress + imageSize, runAddress + header.initSize());
-        if (footprintEnd > ramEnd) {
-            throw new BootException(String.format(
-                    "%s: the kernel needs guest memory up to 0x%x (loaded at 0x%x, %d MiB to start) but low RAM ends at 0x%x: give the guest more memory.",
-                    name, footprintEnd, loadAddress, (footprintEnd - loadAddress + (1 << 20) - 1) >> 20, ramEnd));
+        // Compared by subtraction so that a corrupt pref_address or init_size cannot overflow.
+        boolean fits = loadAddress <= ramEnd && imageSize <= ramEnd - loadAddress
+                && runAddress <= ramEnd && header.initSize() <= ramEnd - runAddress;
+        if (!fits) {
+            throw new BootException(BootException.Kind.DOES_NOT_FIT, String.format(
+                    "%s: the kernel needs guest memory from 0x%x to 0x%x (init_size 0x%x at its run address) but low RAM ends at 0x%x: give the guest more memory.",
+                    name, loadAddress, runAddress + header.initSize(), header.initSize(), ramEnd));
         }
+        long footprintEnd = Math.max(loadAddress + imageSize, runAddress + header.initSize());
         memory.write(loadAddress, file.segment(), imageOffset, imageSize);
 
         int headerLength = header.headerEnd() - SetupHeader.SETUP_SECTS;

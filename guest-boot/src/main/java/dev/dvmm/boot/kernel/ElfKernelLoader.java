@@ -43,25 +43,25 @@ public final class ElfKernelLoader {
         String name = file.name();
         file.require(0, ELF_HEADER_SIZE, "the ELF header");
         if (!isElf(file)) {
-            throw new BootException(name + ": not an ELF file (bad magic).");
+            throw new BootException(BootException.Kind.NOT_A_KERNEL, name + ": not an ELF file (bad magic).");
         }
         if (file.u8(4, "EI_CLASS") != ELFCLASS64 || file.u8(5, "EI_DATA") != ELFDATA2LSB) {
-            throw new BootException(name + ": not a 64-bit little-endian ELF file.");
+            throw new BootException(BootException.Kind.UNSUPPORTED, name + ": not a 64-bit little-endian ELF file.");
         }
         int type = file.u16(16, "e_type");
         int machine = file.u16(18, "e_machine");
         if (machine != EM_X86_64) {
-            throw new BootException(name + ": an ELF file for machine " + machine + ", not x86-64 (62).");
+            throw new BootException(BootException.Kind.UNSUPPORTED, name + ": an ELF file for machine " + machine + ", not x86-64 (62).");
         }
         if (type != ET_EXEC) {
-            throw new BootException(name + ": an ELF file of type " + type + ", not an executable (vmlinux is ET_EXEC).");
+            throw new BootException(BootException.Kind.UNSUPPORTED, name + ": an ELF file of type " + type + ", not an executable (vmlinux is ET_EXEC).");
         }
         long entry = file.u64(24, "e_entry");
         long phoff = file.u64(32, "e_phoff");
         int phentsize = file.u16(54, "e_phentsize");
         int phnum = file.u16(56, "e_phnum");
         if (phentsize != PHDR_SIZE || phnum == 0 || phnum == 0xffff) {
-            throw new BootException(String.format(
+            throw new BootException(BootException.Kind.CORRUPT, String.format(
                     "%s: corrupt ELF: %d program headers of %d bytes (expected 1-65534 of 56).", name, phnum, phentsize));
         }
         file.require(phoff, (long) phnum * PHDR_SIZE, "the program header table");
@@ -85,19 +85,19 @@ public final class ElfKernelLoader {
                     filesz, file.u64(ph + 40, "p_memsz"));
             file.require(s.offset, s.filesz, "load segment " + i);
             if (s.filesz > s.memsz || s.memsz < 0) {
-                throw new BootException(String.format(
+                throw new BootException(BootException.Kind.CORRUPT, String.format(
                         "%s: corrupt ELF: load segment %d has more file bytes (0x%x) than memory bytes (0x%x).",
                         name, i, s.filesz, s.memsz));
             }
             if (s.paddr < Layout.HIGH_MEMORY || s.paddr > ramEnd - s.memsz) {
-                throw new BootException(String.format(
+                throw new BootException(BootException.Kind.DOES_NOT_FIT, String.format(
                         "%s: load segment %d at physical [0x%x, +0x%x) does not fit between 1 MiB and the end of low RAM (0x%x).",
                         name, i, s.paddr, s.memsz, ramEnd));
             }
             loads.add(s);
         }
         if (loads.isEmpty()) {
-            throw new BootException(name + ": the ELF file has no loadable segment.");
+            throw new BootException(BootException.Kind.CORRUPT, name + ": the ELF file has no loadable segment.");
         }
         long lowest = Long.MAX_VALUE;
         long end = 0;
@@ -124,7 +124,7 @@ public final class ElfKernelLoader {
                 return entry;
             }
         }
-        throw new BootException(String.format(
+        throw new BootException(BootException.Kind.CORRUPT, String.format(
                 "%s: the entry point 0x%x is in no loadable segment.", name, entry));
     }
 
@@ -140,7 +140,7 @@ public final class ElfKernelLoader {
             long descAt = nameAt + align4(namesz);
             long next = descAt + align4(descsz);
             if (next > end || next <= at) {
-                throw new BootException(String.format(
+                throw new BootException(BootException.Kind.CORRUPT, String.format(
                         "%s: corrupt ELF: a note at 0x%x runs past its segment's end 0x%x.", file.name(), at, end));
             }
             if (noteType == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 && isXen(file, nameAt)

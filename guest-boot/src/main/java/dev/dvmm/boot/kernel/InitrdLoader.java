@@ -17,13 +17,13 @@ public final class InitrdLoader {
     public static LoadedInitrd load(GuestPhysicalMemory memory, LoadedKernel kernel, KernelFile initrd) {
         long size = initrd.size();
         if (size == 0) {
-            throw new BootException(initrd.name() + ": the initramfs is empty.");
+            throw new BootException(BootException.Kind.INVALID_ARGUMENT, initrd.name() + ": the initramfs is empty.");
         }
         long top = Math.min(Layout.lowRamEnd(memory.size()), kernel.initrdAddrMax() + 1);
         long floor = (kernel.footprintEnd() + Layout.PAGE_SIZE - 1) & -Layout.PAGE_SIZE;
         long address = (top - size) & -Layout.PAGE_SIZE;
         if (size > top || address < floor) {
-            throw new BootException(String.format(
+            throw new BootException(BootException.Kind.DOES_NOT_FIT, String.format(
                     "%s: the initramfs (%d bytes) does not fit: only %d bytes are free between the kernel (ends at 0x%x) and 0x%x.",
                     initrd.name(), size, Math.max(0, top - floor), floor, top));
         }

@@ -35,7 +35,7 @@ public final class KernelFile implements AutoCloseable {
     public static KernelFile open(Path path) {
         String name = path.toString();
         if (!Files.isRegularFile(path)) {
-            throw new BootException(name + ": no such file (or not a regular file).");
+            throw new BootException(BootException.Kind.UNREADABLE, name + ": no such file (or not a regular file).");
         }
         Arena arena = Arena.ofShared();
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
@@ -46,7 +46,7 @@ public final class KernelFile implements AutoCloseable {
             return new KernelFile(name, mapped, arena);
         } catch (IOException e) {
             arena.close();
-            throw new BootException(name + ": cannot be read (" + e.getMessage() + ").", e);
+            throw new BootException(BootException.Kind.UNREADABLE, name + ": cannot be read (" + e.getMessage() + ").", e);
         }
     }
 
@@ -71,7 +71,7 @@ public final class KernelFile implements AutoCloseable {
     /** Fails with "name: truncated ..." unless {@code [offset, offset + length)} is inside the file. */
     public void require(long offset, long length, String what) {
         if (offset < 0 || length < 0 || offset > bytes.byteSize() - length) {
-            throw new BootException(String.format(
+            throw new BootException(BootException.Kind.TRUNCATED, String.format(
                     "%s: truncated or corrupt: %s needs bytes [0x%x, 0x%x) but the file has only 0x%x bytes.",
                     name, what, offset, offset + length, bytes.byteSize()));
         }

@@ -21,6 +21,6 @@ public final class KernelLoader {
         if (SetupHeader.isPresent(file)) {
             return BzImageLoader.load(memory, file);
         }
-        throw new BootException(file.name() + ": not a Linux kernel (neither a bzImage nor an ELF vmlinux).");
+        throw new BootException(BootException.Kind.NOT_A_KERNEL, file.name() + ": not a Linux kernel (neither a bzImage nor an ELF vmlinux).");
     }
 }

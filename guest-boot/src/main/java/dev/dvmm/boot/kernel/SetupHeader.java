@@ -86,31 +86,31 @@ public record SetupHeader(
         String name = file.name();
         file.require(0, HEADER + 4, "the bzImage setup header");
         if (file.u32(HEADER, "header magic") != HEADER_MAGIC) {
-            throw new BootException(name + ": not a bzImage: the \"HdrS\" magic is missing at offset 0x202.");
+            throw new BootException(BootException.Kind.NOT_A_KERNEL, name + ": not a bzImage: the \"HdrS\" magic is missing at offset 0x202.");
         }
         if (file.u16(BOOT_FLAG, "boot_flag") != BOOT_FLAG_MAGIC) {
-            throw new BootException(name + ": corrupt bzImage: boot_flag at 0x1fe is not 0xAA55.");
+            throw new BootException(BootException.Kind.CORRUPT, name + ": corrupt bzImage: boot_flag at 0x1fe is not 0xAA55.");
         }
         int version = file.u16(VERSION, "version");
         if (version < MIN_VERSION) {
-            throw new BootException(String.format(
+            throw new BootException(BootException.Kind.UNSUPPORTED, String.format(
                     "%s: boot protocol %d.%02d is too old: the 64-bit entry needs protocol 2.12 or later.",
                     name, version >> 8, version & 0xff));
         }
         int headerEnd = HEADER + file.u8(JUMP + 1, "jump offset");
         if (headerEnd < INIT_SIZE + 4 || headerEnd > HEADER_LIMIT) {
-            throw new BootException(String.format(
+            throw new BootException(BootException.Kind.CORRUPT, String.format(
                     "%s: corrupt bzImage: the setup header would end at 0x%x, outside [0x%x, 0x%x].",
                     name, headerEnd, INIT_SIZE + 4, HEADER_LIMIT));
         }
         file.require(0, headerEnd, "the setup header");
         int loadflags = file.u8(LOADFLAGS, "loadflags");
         if ((loadflags & LOADED_HIGH) == 0) {
-            throw new BootException(name + ": a zImage (loaded low), not a bzImage: not supported.");
+            throw new BootException(BootException.Kind.UNSUPPORTED, name + ": a zImage (loaded low), not a bzImage: not supported.");
         }
         int xloadflags = file.u16(XLOADFLAGS, "xloadflags");
         if ((xloadflags & XLF_KERNEL_64) == 0) {
-            throw new BootException(name + ": the kernel has no 64-bit entry point (XLF_KERNEL_64 is clear).");
+            throw new BootException(BootException.Kind.UNSUPPORTED, name + ": the kernel has no 64-bit entry point (XLF_KERNEL_64 is clear).");
         }
         int setupSects = file.u8(SETUP_SECTS, "setup_sects");
         if (setupSects == 0) {
@@ -120,20 +120,20 @@ public record SetupHeader(
         long syssize = file.u32(SYSSIZE, "syssize");
         long protectedModeBytes = file.size() - setupBytes;
         if (syssize == 0 || protectedModeBytes <= 0 || syssize * 16 > protectedModeBytes + 15) {
-            throw new BootException(String.format(
+            throw new BootException(BootException.Kind.TRUNCATED, String.format(
                     "%s: truncated bzImage: the header announces 0x%x bytes of kernel after 0x%x bytes of setup, the file has 0x%x bytes.",
                     name, syssize * 16, setupBytes, file.size()));
         }
         long kernelAlignment = file.u32(KERNEL_ALIGNMENT, "kernel_alignment");
         boolean relocatable = file.u8(RELOCATABLE_KERNEL, "relocatable_kernel") != 0;
         if (relocatable && Long.bitCount(kernelAlignment) != 1) {
-            throw new BootException(String.format(
+            throw new BootException(BootException.Kind.CORRUPT, String.format(
                     "%s: corrupt bzImage: kernel_alignment 0x%x is not a power of two.", name, kernelAlignment));
         }
         long cmdlineSize = file.u32(CMDLINE_SIZE, "cmdline_size");
         long prefAddress = file.u64(PREF_ADDRESS, "pref_address");
         if (prefAddress < 0) {
-            throw new BootException(String.format(
+            throw new BootException(BootException.Kind.CORRUPT, String.format(
                     "%s: corrupt bzImage: pref_address 0x%x is beyond any physical address.", name, prefAddress));
         }
         long initSize = file.u32(INIT_SIZE, "init_size");

@@ -39,7 +39,7 @@ public final class E820Map {
      */
     public static E820Map forRam(long ramSize) {
         if (ramSize < MIN_RAM) {
-            throw new BootException(String.format(
+            throw new BootException(BootException.Kind.DOES_NOT_FIT, String.format(
                     "guest memory of %d bytes is too small: at least %d MiB are needed.", ramSize, MIN_RAM >> 20));
         }
         List<Entry> list = new ArrayList<>();

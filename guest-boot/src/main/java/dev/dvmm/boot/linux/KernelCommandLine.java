@@ -25,7 +25,7 @@ public final class KernelCommandLine {
     public KernelCommandLine add(String key, String value) {
         checkKey(key);
         if (value.indexOf('"') >= 0) {
-            throw new BootException("kernel command line: the value of " + key + " contains a double quote, which the kernel cannot parse.");
+            throw new BootException(BootException.Kind.INVALID_ARGUMENT, "kernel command line: the value of " + key + " contains a double quote, which the kernel cannot parse.");
         }
         return add(key + "=" + (value.indexOf(' ') >= 0 ? "\"" + value + "\"" : value));
     }
@@ -90,7 +90,7 @@ public final class KernelCommandLine {
     public byte[] toBytes(long maxLength, String kernelName) {
         String line = toString();
         if (line.length() > maxLength) {
-            throw new BootException(String.format(
+            throw new BootException(BootException.Kind.DOES_NOT_FIT, String.format(
                     "%s: the command line is %d bytes but this kernel accepts at most %d (cmdline_size).",
                     kernelName, line.length(), maxLength));
         }
@@ -102,30 +102,30 @@ public final class KernelCommandLine {
 
     private static void checkKey(String key) {
         if (key.isEmpty() || key.indexOf('=') >= 0 || key.indexOf(' ') >= 0 || key.indexOf('"') >= 0) {
-            throw new BootException("kernel command line: \"" + printable(key) + "\" is not a valid parameter name.");
+            throw new BootException(BootException.Kind.INVALID_ARGUMENT, "kernel command line: \"" + printable(key) + "\" is not a valid parameter name.");
         }
     }
 
     private static void checkArgument(String argument) {
         if (argument.isEmpty()) {
-            throw new BootException("kernel command line: an argument is empty.");
+            throw new BootException(BootException.Kind.INVALID_ARGUMENT, "kernel command line: an argument is empty.");
         }
         boolean quoted = false;
         for (int i = 0; i < argument.length(); i++) {
             char c = argument.charAt(i);
             if (c < 0x20 || c > 0x7e) {
-                throw new BootException(String.format(
+                throw new BootException(BootException.Kind.INVALID_ARGUMENT, String.format(
                         "kernel command line: argument \"%s\" contains character 0x%02x; only printable ASCII is allowed.",
                         printable(argument), (int) c));
             }
             if (c == '"') {
                 quoted = !quoted;
             } else if (c == ' ' && !quoted) {
-                throw new BootException("kernel command line: argument \"" + argument + "\" contains an unquoted space.");
+                throw new BootException(BootException.Kind.INVALID_ARGUMENT, "kernel command line: argument \"" + argument + "\" contains an unquoted space.");
             }
         }
         if (quoted) {
-            throw new BootException("kernel command line: argument \"" + argument + "\" has an unterminated quote.");
+            throw new BootException(BootException.Kind.INVALID_ARGUMENT, "kernel command line: argument \"" + argument + "\" has an unterminated quote.");
         }
     }
 

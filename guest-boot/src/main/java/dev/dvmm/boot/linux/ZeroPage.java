@@ -66,7 +66,7 @@ public final class ZeroPage {
         }
         List<E820Map.Entry> entries = e820.entries();
         if (entries.size() > E820Map.MAX_ENTRIES) {
-            throw new BootException("the memory map has " + entries.size() + " entries; the zero page holds 128.");
+            throw new BootException(BootException.Kind.DOES_NOT_FIT, "the memory map has " + entries.size() + " entries; the zero page holds 128.");
         }
         memory.putByte(page + E820_ENTRIES, (byte) entries.size());
         long at = page + E820_TABLE;

@@ -82,7 +82,7 @@ public final class AcpiTables {
         long dsdt = align(facs + FACS_SIZE, 16);
         long madt = align(dsdt + dsdtSize, 16);
         if (madt + madtSize > Layout.ACPI_TABLES + Layout.ACPI_TABLES_SIZE) {
-            throw new BootException("the ACPI tables for " + cpus + " vCPUs do not fit their reserved area.");
+            throw new BootException(BootException.Kind.DOES_NOT_FIT, "the ACPI tables for " + cpus + " vCPUs do not fit their reserved area.");
         }
 
         memory.zero(Layout.ACPI_TABLES, Layout.ACPI_TABLES_SIZE);

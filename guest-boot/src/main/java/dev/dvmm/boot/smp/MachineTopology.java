@@ -17,7 +17,7 @@ public record MachineTopology(int vcpus) {
 
     public MachineTopology {
         if (vcpus < 1 || vcpus > MAX_VCPUS) {
-            throw new BootException("a guest has 1 to " + MAX_VCPUS + " vCPUs, not " + vcpus + ".");
+            throw new BootException(BootException.Kind.INVALID_ARGUMENT, "a guest has 1 to " + MAX_VCPUS + " vCPUs, not " + vcpus + ".");
         }
     }
 

@@ -48,7 +48,7 @@ public final class MpTable {
         int entries = cpus + 1 + 1 + ioInterrupts + 2;
         int tableSize = HEADER_SIZE + cpus * PROCESSOR_ENTRY_SIZE + (entries - cpus) * SMALL_ENTRY_SIZE;
         if (FLOATING_POINTER_SIZE + tableSize > Layout.MP_TABLE_SIZE) {
-            throw new BootException("the MP table for " + cpus + " vCPUs does not fit its reserved area.");
+            throw new BootException(BootException.Kind.DOES_NOT_FIT, "the MP table for " + cpus + " vCPUs does not fit its reserved area.");
         }
         long pointerAddress = Layout.MP_TABLE;
         long tableAddress = Layout.MP_TABLE + FLOATING_POINTER_SIZE;
