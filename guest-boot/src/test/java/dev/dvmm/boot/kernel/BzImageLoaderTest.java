@@ -21,7 +21,7 @@ class BzImageLoaderTest {
     }
 
     private static BootException failure(byte[] image) {
-        return failure(TestMemory.allocate(64 * TestMemory.MIB), image);
+        return failure(TestMemory.sparse(64 * TestMemory.MIB), image);
     }
 
     private static BootException failure(SegmentGuestMemory memory, byte[] image) {
@@ -33,7 +33,7 @@ class BzImageLoaderTest {
     @Test
     void relocatableKernelGoesToItsPreferredAddressWithEntryAt0x200() {
         TestImages.BzImage spec = new TestImages.BzImage();
-        SegmentGuestMemory memory = TestMemory.allocate(64 * TestMemory.MIB);
+        SegmentGuestMemory memory = TestMemory.sparse(64 * TestMemory.MIB);
         LoadedKernel k = load(memory, spec.build());
 
         assertEquals(LoadedKernel.Format.BZIMAGE, k.format());
@@ -53,7 +53,7 @@ class BzImageLoaderTest {
     @Test
     void headerFieldsAreParsed() {
         TestImages.BzImage spec = new TestImages.BzImage();
-        SetupHeader h = load(TestMemory.allocate(64 * TestMemory.MIB), spec.build()).setupHeader().orElseThrow();
+        SetupHeader h = load(TestMemory.sparse(64 * TestMemory.MIB), spec.build()).setupHeader().orElseThrow();
         assertEquals(spec.setupSects(), h.setupSects());
         assertEquals(0x020f, h.version());
         assertEquals("2.15", h.versionText());
@@ -70,7 +70,7 @@ class BzImageLoaderTest {
     void setupHeaderBytesAreCopiedFrom0x1f1ToTheHeaderEnd() {
         TestImages.BzImage spec = new TestImages.BzImage();
         byte[] image = spec.build();
-        LoadedKernel k = load(TestMemory.allocate(64 * TestMemory.MIB), image);
+        LoadedKernel k = load(TestMemory.sparse(64 * TestMemory.MIB), image);
         assertArrayEquals(Arrays.copyOfRange(image, 0x1f1, spec.headerEnd), k.setupHeaderBytes());
     }
 
@@ -78,7 +78,7 @@ class BzImageLoaderTest {
     void setupSectsZeroMeansFour() {
         TestImages.BzImage spec = new TestImages.BzImage();
         spec.setupSectsField = 0;
-        SegmentGuestMemory memory = TestMemory.allocate(64 * TestMemory.MIB);
+        SegmentGuestMemory memory = TestMemory.sparse(64 * TestMemory.MIB);
         LoadedKernel k = load(memory, spec.build());
         assertEquals(4, k.setupHeader().orElseThrow().setupSects());
         assertEquals(TestImages.pattern(0), memory.getByte(k.loadAddress()), "kernel starts after 5 sectors");
@@ -88,7 +88,7 @@ class BzImageLoaderTest {
     void nonRelocatableKernelGoesToOneMiB() {
         TestImages.BzImage spec = new TestImages.BzImage();
         spec.relocatable = false;
-        SegmentGuestMemory memory = TestMemory.allocate(64 * TestMemory.MIB);
+        SegmentGuestMemory memory = TestMemory.sparse(64 * TestMemory.MIB);
         LoadedKernel k = load(memory, spec.build());
         assertEquals(0x10_0000, k.loadAddress());
         assertEquals(0x10_0200, k.entry64());
@@ -101,7 +101,7 @@ class BzImageLoaderTest {
     void misalignedPreferredAddressFallsBackToOneMiB() {
         TestImages.BzImage spec = new TestImages.BzImage();
         spec.prefAddress = 0x100_1000;
-        assertEquals(0x10_0000, load(TestMemory.allocate(64 * TestMemory.MIB), spec.build()).loadAddress());
+        assertEquals(0x10_0000, load(TestMemory.sparse(64 * TestMemory.MIB), spec.build()).loadAddress());
     }
 
     @Test
@@ -110,7 +110,7 @@ class BzImageLoaderTest {
         spec.magic = "HdrX";
         assertEquals(Kind.NOT_A_KERNEL, failure(spec.build()).kind());
         BootException direct = assertThrows(BootException.class, () -> BzImageLoader.load(
-                TestMemory.allocate(64 * TestMemory.MIB), KernelFile.of(NAME, spec.build())));
+                TestMemory.sparse(64 * TestMemory.MIB), KernelFile.of(NAME, spec.build())));
         assertEquals(Kind.NOT_A_KERNEL, direct.kind());
         assertTrue(direct.getMessage().contains("HdrS"), direct.getMessage());
     }
@@ -180,7 +180,7 @@ class BzImageLoaderTest {
     @Test
     void everyTruncationFailsWithABootException() {
         byte[] image = new TestImages.BzImage().build();
-        SegmentGuestMemory memory = TestMemory.allocate(64 * TestMemory.MIB);
+        SegmentGuestMemory memory = TestMemory.sparse(64 * TestMemory.MIB);
         for (int length = 0; length < image.length - 15; length += length < 0x300 ? 1 : 61) {
             byte[] cut = Arrays.copyOf(image, length);
             BootException e = assertThrows(BootException.class, () -> load(memory, cut), "length " + length);
@@ -192,7 +192,7 @@ class BzImageLoaderTest {
     @Test
     void randomCorruptionOfTheHeaderNeverEscapesAsAnotherException() {
         byte[] image = new TestImages.BzImage().build();
-        SegmentGuestMemory memory = TestMemory.allocate(64 * TestMemory.MIB);
+        SegmentGuestMemory memory = TestMemory.sparse(64 * TestMemory.MIB);
         Random random = new Random(42);
         int failures = 0;
         for (int round = 0; round < 2000; round++) {
@@ -214,7 +214,7 @@ class BzImageLoaderTest {
     void kernelNeedingMoreMemoryThanTheGuestHasDoesNotFit() {
         TestImages.BzImage spec = new TestImages.BzImage();
         spec.initSize = 0x400_0000; // 64 MiB from 16 MiB: needs 80 MiB
-        BootException e = failure(TestMemory.allocate(64 * TestMemory.MIB), spec.build());
+        BootException e = failure(TestMemory.sparse(64 * TestMemory.MIB), spec.build());
         assertEquals(Kind.DOES_NOT_FIT, e.kind());
         assertTrue(e.getMessage().contains("more memory"), e.getMessage());
     }
@@ -227,9 +227,24 @@ class BzImageLoaderTest {
     }
 
     @Test
+    void kernelIsReadFromAFile(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws java.io.IOException {
+        TestImages.BzImage spec = new TestImages.BzImage();
+        java.nio.file.Path path = dir.resolve("bzImage");
+        java.nio.file.Files.write(path, spec.build());
+        SegmentGuestMemory memory = TestMemory.sparse(64 * TestMemory.MIB);
+        LoadedKernel k = KernelLoader.load(memory, path);
+        assertEquals(path.toString(), k.name());
+        assertEquals(TestImages.pattern(spec.kernelBytes - 1), memory.getByte(k.loadAddress() + spec.kernelBytes - 1));
+        java.nio.file.Files.write(path, new byte[0]);
+        BootException e = assertThrows(BootException.class, () -> KernelLoader.load(memory, path));
+        assertEquals(Kind.NOT_A_KERNEL, e.kind());
+        assertTrue(e.getMessage().startsWith(path + ":"), e.getMessage());
+    }
+
+    @Test
     void missingFileIsUnreadable() {
         BootException e = assertThrows(BootException.class,
-                () -> KernelLoader.load(TestMemory.allocate(4 * TestMemory.MIB), java.nio.file.Path.of("/nonexistent/vmlinuz")));
+                () -> KernelLoader.load(TestMemory.sparse(4 * TestMemory.MIB), java.nio.file.Path.of("/nonexistent/vmlinuz")));
         assertEquals(Kind.UNREADABLE, e.kind());
         assertTrue(e.getMessage().startsWith("/nonexistent/vmlinuz:"), e.getMessage());
     }

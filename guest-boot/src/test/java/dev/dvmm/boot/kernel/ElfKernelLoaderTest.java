@@ -24,7 +24,7 @@ class ElfKernelLoaderTest {
     }
 
     private static BootException failure(byte[] image) {
-        BootException e = assertThrows(BootException.class, () -> load(TestMemory.allocate(32 * TestMemory.MIB), image));
+        BootException e = assertThrows(BootException.class, () -> load(TestMemory.sparse(32 * TestMemory.MIB), image));
         assertTrue(e.getMessage().startsWith(NAME + ":"), "message names the file: " + e.getMessage());
         return e;
     }
@@ -32,7 +32,7 @@ class ElfKernelLoaderTest {
     @Test
     void segmentsGoToTheirPhysicalAddressesWithBssZeroed() {
         TestImages.Elf elf = new TestImages.Elf();
-        SegmentGuestMemory memory = TestMemory.allocate(32 * TestMemory.MIB);
+        SegmentGuestMemory memory = TestMemory.sparse(32 * TestMemory.MIB);
         // Dirty the bss range first: the loader must clear it.
         memory.fill(0x120_0800, 0x1000, (byte) 0x5a);
         LoadedKernel k = load(memory, elf.build());
@@ -51,14 +51,14 @@ class ElfKernelLoaderTest {
     void virtualEntryIsTranslatedToPhysical() {
         TestImages.Elf elf = new TestImages.Elf();
         elf.entry = 0xffff_ffff_8100_0040L;
-        assertEquals(0x100_0040, load(TestMemory.allocate(32 * TestMemory.MIB), elf.build()).entry64());
+        assertEquals(0x100_0040, load(TestMemory.sparse(32 * TestMemory.MIB), elf.build()).entry64());
     }
 
     @Test
     void physicalEntryIsKept() {
         TestImages.Elf elf = new TestImages.Elf(); // vmlinux links ENTRY(phys_startup_64)
         elf.entry = 0x120_0010;
-        assertEquals(0x120_0010, load(TestMemory.allocate(32 * TestMemory.MIB), elf.build()).entry64());
+        assertEquals(0x120_0010, load(TestMemory.sparse(32 * TestMemory.MIB), elf.build()).entry64());
     }
 
     @Test
@@ -71,12 +71,12 @@ class ElfKernelLoaderTest {
     @Test
     void pvhNoteIsReportedInBothDescriptorWidths() {
         TestImages.Elf elf = new TestImages.Elf();
-        assertFalse(load(TestMemory.allocate(32 * TestMemory.MIB), elf.build()).pvhEntry().isPresent());
+        assertFalse(load(TestMemory.sparse(32 * TestMemory.MIB), elf.build()).pvhEntry().isPresent());
         elf.pvhEntry = 0x100_0123;
-        assertEquals(0x100_0123, load(TestMemory.allocate(32 * TestMemory.MIB), elf.build()).pvhEntry().orElseThrow());
+        assertEquals(0x100_0123, load(TestMemory.sparse(32 * TestMemory.MIB), elf.build()).pvhEntry().orElseThrow());
         elf.pvhDescSize = 4;
         elf.otherNoteFirst = false;
-        assertEquals(0x100_0123, load(TestMemory.allocate(32 * TestMemory.MIB), elf.build()).pvhEntry().orElseThrow());
+        assertEquals(0x100_0123, load(TestMemory.sparse(32 * TestMemory.MIB), elf.build()).pvhEntry().orElseThrow());
     }
 
     @Test
@@ -135,7 +135,7 @@ class ElfKernelLoaderTest {
         TestImages.Elf elf = new TestImages.Elf();
         elf.pvhEntry = 0x100_0000;
         byte[] image = elf.build();
-        SegmentGuestMemory memory = TestMemory.allocate(32 * TestMemory.MIB);
+        SegmentGuestMemory memory = TestMemory.sparse(32 * TestMemory.MIB);
         for (int length = 0; length < image.length; length += length < 0x200 ? 1 : 97) {
             byte[] cut = Arrays.copyOf(image, length);
             BootException e = assertThrows(BootException.class, () -> load(memory, cut), "length " + length);
@@ -150,7 +150,7 @@ class ElfKernelLoaderTest {
         elf.pvhEntry = 0x100_0000;
         byte[] image = elf.build();
         int headers = 64 + 3 * 56;
-        SegmentGuestMemory memory = TestMemory.allocate(32 * TestMemory.MIB);
+        SegmentGuestMemory memory = TestMemory.sparse(32 * TestMemory.MIB);
         Random random = new Random(7);
         int failures = 0;
         for (int round = 0; round < 3000; round++) {

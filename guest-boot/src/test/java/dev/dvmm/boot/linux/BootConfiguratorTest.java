@@ -46,7 +46,7 @@ class BootConfiguratorTest {
         byte[] image = spec.build();
         byte[] initrd = initramfs(300_000);
         KernelCommandLine cmdline = new KernelCommandLine().add("console", "ttyS0").add("panic", -1);
-        SegmentGuestMemory m = TestMemory.allocate(RAM);
+        SegmentGuestMemory m = TestMemory.sparse(RAM);
         LinuxBoot.Prepared p = prepare(m, image, initrd, cmdline, SmpEnumeration.BOTH, PageTables.PageSize.TWO_MIB);
         long zp = Layout.ZERO_PAGE;
 
@@ -104,12 +104,12 @@ class BootConfiguratorTest {
     @Test
     void initrdLargerThanTheFreeSpaceDoesNotFit() {
         byte[] kernel = new TestImages.BzImage().build(); // footprint ends at 20 MiB
-        BootException e = assertThrows(BootException.class, () -> prepare(TestMemory.allocate(32 * TestMemory.MIB),
+        BootException e = assertThrows(BootException.class, () -> prepare(TestMemory.sparse(32 * TestMemory.MIB),
                 kernel, initramfs(13 << 20), new KernelCommandLine(), SmpEnumeration.BOTH, PageTables.PageSize.TWO_MIB));
         assertEquals(BootException.Kind.DOES_NOT_FIT, e.kind());
         assertTrue(e.getMessage().startsWith("initramfs:"), e.getMessage());
         // 12 MiB minus the page alignment slack still fits.
-        prepare(TestMemory.allocate(32 * TestMemory.MIB), kernel, initramfs((12 << 20) - 4096), new KernelCommandLine(),
+        prepare(TestMemory.sparse(32 * TestMemory.MIB), kernel, initramfs((12 << 20) - 4096), new KernelCommandLine(),
                 SmpEnumeration.BOTH, PageTables.PageSize.TWO_MIB);
     }
 
@@ -118,7 +118,7 @@ class BootConfiguratorTest {
         TestImages.BzImage spec = new TestImages.BzImage();
         spec.cmdlineSize = 20;
         KernelCommandLine line = new KernelCommandLine().add("console", "ttyS0").add("loglevel", 8).add("x");
-        BootException e = assertThrows(BootException.class, () -> prepare(TestMemory.allocate(RAM), spec.build(), null,
+        BootException e = assertThrows(BootException.class, () -> prepare(TestMemory.sparse(RAM), spec.build(), null,
                 line, SmpEnumeration.BOTH, PageTables.PageSize.TWO_MIB));
         assertEquals(BootException.Kind.DOES_NOT_FIT, e.kind());
         assertTrue(e.getMessage().startsWith("kernel:"), e.getMessage());
@@ -127,7 +127,7 @@ class BootConfiguratorTest {
     @Test
     void zeroPageForAnElfKernel() {
         TestImages.Elf elf = new TestImages.Elf();
-        SegmentGuestMemory m = TestMemory.allocate(RAM);
+        SegmentGuestMemory m = TestMemory.sparse(RAM);
         LinuxBoot.Prepared p = prepare(m, elf.build(), null, new KernelCommandLine().add("quiet"),
                 SmpEnumeration.ACPI, PageTables.PageSize.ONE_GIB);
         long zp = Layout.ZERO_PAGE;
@@ -143,7 +143,7 @@ class BootConfiguratorTest {
     @Test
     void bootStateEntersTheKernelInLongMode() {
         TestImages.BzImage spec = new TestImages.BzImage();
-        SegmentGuestMemory m = TestMemory.allocate(RAM);
+        SegmentGuestMemory m = TestMemory.sparse(RAM);
         X86BootState s = prepare(m, spec.build(), null, new KernelCommandLine(), SmpEnumeration.BOTH,
                 PageTables.PageSize.TWO_MIB).state();
         assertEquals(spec.prefAddress + 0x200, s.rip());

@@ -227,6 +227,8 @@ class FirmwareTablesTest {
         long rsdt = u32(m, rsdp + 16);
         int xLength = sdt(m, xsdt, "XSDT");
         int rLength = sdt(m, rsdt, "RSDT");
+        assertEquals(1, u8(m, xsdt + 8), "XSDT revision");
+        assertEquals(1, u8(m, rsdt + 8), "RSDT revision");
         assertEquals((xLength - 36) / 8, (rLength - 36) / 4, "RSDT and XSDT list the same number of tables");
         Map<String, Long> tables = new TreeMap<>();
         for (int i = 0; i < (xLength - 36) / 8; i++) {
@@ -251,6 +253,8 @@ class FirmwareTablesTest {
         assertEquals(List.of("APIC", "FACP"), List.copyOf(tables.keySet()));
 
         Madt madt = parseMadt(m, tables.get("APIC"));
+        assertEquals(AcpiTables.MADT_REVISION, u8(m, tables.get("APIC") + 8));
+        assertEquals(1, madt.flags() & 1, "PC-AT compatible flag");
         assertEquals(Layout.LAPIC, madt.lapicAddress());
         assertEquals(vcpus, madt.lapics().size());
         for (int i = 0; i < vcpus; i++) {
@@ -273,6 +277,7 @@ class FirmwareTablesTest {
         Map<String, Long> tables = walkAcpi(m, findRsdp(m).orElseThrow());
         long fadt = tables.get("FACP");
         assertEquals(276, sdt(m, fadt, "FACP"));
+        assertEquals(6, u8(m, fadt + 8), "FADT revision 6 (ACPI 6.0 layout)");
         assertEquals(Layout.SCI_IRQ, u16(m, fadt + 46));
         assertEquals(0, u32(m, fadt + 48), "no SMI_CMD: always in ACPI mode");
         assertEquals(Layout.PM1A_EVT_PORT, u32(m, fadt + 56));
@@ -295,6 +300,7 @@ class FirmwareTablesTest {
         assertEquals(0, facs % 64, "FACS is 64-byte aligned");
 
         int dsdtLength = sdt(m, dsdt, "DSDT");
+        assertEquals(2, u8(m, dsdt + 8), "DSDT revision 2: 64-bit AML integers");
         assertEquals(AcpiTables.SLP_TYP_S5, s5SleepType(m.read(dsdt + 36, dsdtLength - 36)));
     }
 
