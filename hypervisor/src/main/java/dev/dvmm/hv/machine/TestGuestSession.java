@@ -60,6 +60,39 @@ public final class TestGuestSession implements AutoCloseable {
         }
     }
 
+    /**
+     * Long-mode guest with nothing written to guest memory yet: call {@link #loadAndConfigure()} once
+     * whatever must see the loader's writes (a userfaultfd, for example) is in place.
+     */
+    public static TestGuestSession longModeDeferred(int vcpus, long memoryBytes, int testId, long param,
+                                                    OutputStream consoleOut) {
+        Machine m = Machine.create(vcpus, memoryBytes);
+        try {
+            TestGuestSession s = new TestGuestSession(m, consoleOut);
+            s.deferred = new long[] {testId, param};
+            return s;
+        } catch (RuntimeException e) {
+            m.close();
+            throw e;
+        }
+    }
+
+    private long[] deferred;
+
+    /** Loads the long-mode image and tables and enters every vCPU (for {@link #longModeDeferred}). */
+    public void loadAndConfigure() {
+        if (deferred == null) {
+            throw new IllegalStateException("this session was already configured");
+        }
+        load(TestGuest.LONG_MODE);
+        X86Setup.writeLongModeTables(machine.memory());
+        for (int i = 0; i < machine.runners().size(); i++) {
+            X86Setup.enterLongMode(machine.runner(i).vcpu(), TestGuest.LONG_MODE.loadAddress(),
+                    TestGuest.KSTACK_TOP - i * 0x1000L, deferred[0], i, deferred[1]);
+        }
+        deferred = null;
+    }
+
     private void load(TestGuest g) {
         byte[] image = g.image();
         MemorySegment.copy(MemorySegment.ofArray(image), 0, machine.memory().guestMapping(), g.loadAddress(), image.length);
