@@ -38,7 +38,7 @@ make -s olddefconfig >/dev/null
 while IFS= read -r line; do
   [[ "$line" =~ ^CONFIG_([A-Z0-9_]+)=(.*)$ ]] || continue
   want="${BASH_REMATCH[2]}"; name="CONFIG_${BASH_REMATCH[1]}"
-  if [[ "$want" == n ]]; then ! grep -q "^$name=y" .config || { log "error: $name is still set"; exit 1; }
+  if [[ "$want" == n ]]; then ! grep -q "^$name=y" .config || { log "error: $name is still set (selected by another option)"; exit 1; }
   else grep -q "^$name=$want\$" .config || { log "error: $name=$want did not survive configuration"; exit 1; }; fi
 done < "$HERE/kernel.config"
 log "building with $(nproc) jobs (several minutes)"
