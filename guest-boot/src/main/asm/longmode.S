@@ -23,6 +23,8 @@ entry:
         je      pattern
         cmpq    $T_PIO_LOOP, %rdi
         je      pio_loop
+        cmpq    $T_USER_INT, %rdi
+        je      user_int
         movl    $0xbad, %eax
         jmp     exit
 
@@ -184,6 +186,30 @@ pio_loop:
         decq    %rcx
         jnz     1b
         xorl    %eax, %eax
+        jmp     exit
+
+/* ring 3 -> ring 0 through an exception (#UD; RSP0 from the TSS at address 0): the handler records the
+ * interrupted CS and exits with status 0x80. Not `int n`: on nested PVM hosts a software interrupt from
+ * ring 3 through a DPL-3 gate triple-faults, while exceptions from ring 3 are delivered (HOSTS.md). */
+user_int:
+        leaq    user_trap_handler(%rip), %rax
+        movq    $6, %rbx
+        call    set_gate
+        lidt    idt_descriptor(%rip)
+        movq    %r12, %rax
+        shlq    $12, %rax
+        negq    %rax
+        addq    $KSTACK_TOP, %rax
+        movq    %rax, 4                 /* TSS.RSP0 (the TSS descriptor has base 0) */
+        leaq    user_int_user(%rip), %rax
+        jmp     to_user
+user_int_user:
+        ud2
+1:      jmp     1b
+user_trap_handler:
+        movq    8(%rsp), %rax           /* CS of the interrupted code */
+        movq    %rax, 0(%r14)
+        movl    $0x80, %eax
         jmp     exit
 
         .p2align 3

@@ -22,3 +22,4 @@
 #define T_SPIN         3
 #define T_PATTERN      4
 #define T_PIO_LOOP     5
+#define T_USER_INT     6

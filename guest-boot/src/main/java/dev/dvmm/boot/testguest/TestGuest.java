@@ -31,6 +31,7 @@ public enum TestGuest {
     public static final int T_SPIN = 3;
     public static final int T_PATTERN = 4;
     public static final int T_PIO_LOOP = 5;
+    public static final int T_USER_INT = 6;
 
     private final String resource;
     private final long loadAddress;

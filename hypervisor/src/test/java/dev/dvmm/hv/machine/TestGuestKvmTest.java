@@ -126,4 +126,13 @@ class TestGuestKvmTest {
             assertTrue(f.dump().contains("code at rip: 0f 0b"), f.dump());
         }
     }
+
+    @Test
+    void ring3ReachesRing0ThroughAnException() throws Exception {
+        try (TestGuestSession s = TestGuestSession.longMode(1, MEM, TestGuest.T_USER_INT, 0, null)) {
+            assertArrayEquals(new int[] {0x80}, s.run(TIMEOUT));
+            assertEquals(0x23, s.machine().memory().aliasMapping().get(ValueLayout.JAVA_LONG, TestGuest.RESULTS),
+                    "the handler saw the ring-3 code selector");
+        }
+    }
 }
