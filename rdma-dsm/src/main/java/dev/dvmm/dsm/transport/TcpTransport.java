@@ -42,6 +42,8 @@ public final class TcpTransport implements Transport {
     private static final long TICK_MILLIS = 10;
     /** Largest view the transport makes over a caller's segment (ByteBuffers are int-indexed). */
     private static final long VIEW_WINDOW = 1L << 30;
+    /** How often a sender waiting for backlog space retries draining it itself. */
+    private static final long BACKLOG_RETRY_MILLIS = 2;
 
     private static final int PEER_NEW = 0;
     private static final int PEER_UP = 1;
@@ -350,11 +352,7 @@ public final class TcpTransport implements Transport {
             if (peer.backlogRead == peer.backlogWrite) {
                 writeDirect(peer, first, second);
             } else {
-                reserveBacklog(peer, HEADER + length);
-                appendToBacklog(peer, first);
-                if (second != null) {
-                    appendToBacklog(peer, second);
-                }
+                enqueue(peer, first, second);
             }
         }
     }
@@ -392,15 +390,24 @@ public final class TcpTransport implements Transport {
             peer.gather[1] = null;
             sendFailed(peer, e);
         }
-        int rest = first.remaining() + (second == null ? 0 : second.remaining());
-        if (rest > 0) {
-            // The socket is full: keep the rest in order and let the receive thread drain it.
-            reserveBacklog(peer, rest);
-            appendToBacklog(peer, first);
-            if (second != null) {
-                appendToBacklog(peer, second);
-            }
-            peer.key.interestOpsOr(SelectionKey.OP_WRITE);
+        if (first.hasRemaining() || (second != null && second.hasRemaining())) {
+            // The socket is full: keep the rest in order behind what is already queued.
+            enqueue(peer, first, second);
+        }
+    }
+
+    /**
+     * Appends the unwritten rest of a frame to the peer's backlog and makes sure the receive thread
+     * drains it when the socket has room. The caller holds the peer's lock.
+     */
+    private void enqueue(Peer peer, ByteBuffer first, ByteBuffer second) throws TransportException {
+        reserveBacklog(peer, first.remaining() + (second == null ? 0 : second.remaining()));
+        appendToBacklog(peer, first);
+        if (second != null) {
+            appendToBacklog(peer, second);
+        }
+        // A drain that emptied the backlog dropped write interest; every append must restore it.
+        if ((peer.key.interestOpsOr(SelectionKey.OP_WRITE) & SelectionKey.OP_WRITE) == 0) {
             selector.wakeup();
         }
     }
@@ -450,6 +457,15 @@ public final class TcpTransport implements Transport {
                 peer.backlogWrite = used;
                 return;
             }
+            // Drain it ourselves rather than rely on the receive thread, which a slow handler may hold up.
+            try {
+                drainBacklog(peer);
+            } catch (IOException e) {
+                sendFailed(peer, e);
+            }
+            if (peer.backlog.capacity() - (peer.backlogWrite - peer.backlogRead) >= bytes) {
+                continue;
+            }
             long now = System.nanoTime();
             if (deadline == 0) {
                 deadline = now + config.sendTimeout().toNanos();
@@ -458,7 +474,8 @@ public final class TcpTransport implements Transport {
                         + " did not drain within " + config.sendTimeout().toMillis() + " ms");
             }
             try {
-                peer.wait(Math.max(1, (deadline - now) / 1_000_000));
+                // Woken by the receive thread's drain; the short cap retries our own drain.
+                peer.wait(Math.max(1, Math.min(BACKLOG_RETRY_MILLIS, (deadline - now) / 1_000_000)));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new TransportException(Reason.INTERRUPTED, peer.rank,
@@ -570,7 +587,7 @@ public final class TcpTransport implements Transport {
             return;
         }
         if (connection.phase == ESTABLISHED) {
-            closeConnection(connection);
+            // peerDown marks the peer down under its send lock before it closes the socket.
             peerDown(connection.peer, new TransportException(Reason.PEER_DIED, connection.peer.rank,
                     "connection to rank " + connection.peer.rank + " lost: " + why));
         } else if (connection.outbound) {
@@ -680,23 +697,30 @@ public final class TcpTransport implements Transport {
         }
         Peer peer = connection.peer;
         synchronized (peer) {
-            ByteBuffer backlog = peer.backlog;
-            if (backlog != null && peer.backlogRead < peer.backlogWrite) {
-                backlog.limit(peer.backlogWrite).position(peer.backlogRead);
-                while (backlog.hasRemaining() && connection.channel.write(backlog) > 0) {
-                    // Drain as much as the socket takes now.
-                }
-                peer.backlogRead = backlog.position();
-                backlog.clear();
+            if (peer.state == PEER_UP) {
+                drainBacklog(peer);
             }
-            if (peer.backlogRead == peer.backlogWrite) {
-                peer.backlogRead = 0;
-                peer.backlogWrite = 0;
-                connection.key.interestOpsAnd(~SelectionKey.OP_WRITE);
-            }
-            // Wake senders waiting for backlog space.
-            peer.notifyAll();
         }
+    }
+
+    /** Writes as much of the backlog as the socket takes now. The caller holds the peer's lock. */
+    private static void drainBacklog(Peer peer) throws IOException {
+        ByteBuffer backlog = peer.backlog;
+        if (backlog != null && peer.backlogRead < peer.backlogWrite) {
+            backlog.limit(peer.backlogWrite).position(peer.backlogRead);
+            while (backlog.hasRemaining() && peer.channel.write(backlog) > 0) {
+                // Drain as much as the socket takes now.
+            }
+            peer.backlogRead = backlog.position();
+            backlog.clear();
+        }
+        if (peer.backlogRead == peer.backlogWrite) {
+            peer.backlogRead = 0;
+            peer.backlogWrite = 0;
+            peer.key.interestOpsAnd(~SelectionKey.OP_WRITE);
+        }
+        // Wake senders waiting for backlog space.
+        peer.notifyAll();
     }
 
     private void read(Connection connection) throws IOException {
@@ -949,12 +973,11 @@ public final class TcpTransport implements Transport {
                 }
                 if (welcome.hasRemaining()) {
                     try {
-                        reserveBacklog(peer, welcome.remaining());
+                        enqueue(peer, welcome, null);
                     } catch (TransportException e) {
+                        // An empty backlog always has room for 120 bytes.
                         throw new IllegalStateException(e);
                     }
-                    appendToBacklog(peer, welcome);
-                    connection.key.interestOpsOr(SelectionKey.OP_WRITE);
                 }
             }
             peer.state = PEER_UP;
@@ -980,7 +1003,6 @@ public final class TcpTransport implements Transport {
         LOG.warn("rank {}: dropped connection {}: {}", rank, connection.describe(), why);
         if (connection.phase == ESTABLISHED) {
             rejectedConnections.incrementAndGet();
-            closeConnection(connection);
             peerDown(connection.peer, new TransportException(reason, connection.peer.rank,
                     "rank " + connection.peer.rank + " sent a bad frame: " + why));
         } else if (connection.outbound) {

@@ -1,10 +1,13 @@
 package dev.dvmm.dsm.transport;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 
@@ -20,6 +23,11 @@ final class TestNode implements MessageHandler, PeerListener {
     static final short SEQUENCED = 2;
     /** Request: never answered by the handler; the test may answer it later. */
     static final short HOLD = 3;
+    /** One-way: the handler waits (at most 20 s) until {@link #gate} opens. Stalls the receive thread. */
+    static final short STALL = 4;
+    /** Request: answer with arg1 bytes of pattern payload (seed {@link #BULK_SEED}) and arg0 echoed. */
+    static final short BULK = 5;
+    static final long BULK_SEED = 3;
     /** Type of echo replies. */
     static final short ECHO_REPLY = 101;
     static final long ECHO_XOR = 0x5A5A_5A5A_0F0F_0F0FL;
@@ -29,6 +37,8 @@ final class TestNode implements MessageHandler, PeerListener {
     Transport transport;
 
     private final OutboundMessage reply = new OutboundMessage();
+    /** Pattern payload for BULK replies; receive thread only. */
+    private MemorySegment bulk;
     /** Next expected sequence number per sender; receive thread only. */
     private final long[] nextSequence;
     final AtomicLongArray sequencedReceived;
@@ -38,6 +48,8 @@ final class TestNode implements MessageHandler, PeerListener {
     final AtomicLong handlerFailures = new AtomicLong();
     /** Held requests as {peer, correlationId}. */
     final ConcurrentLinkedQueue<long[]> held = new ConcurrentLinkedQueue<>();
+    final CountDownLatch gate = new CountDownLatch(1);
+    final CountDownLatch stalled = new CountDownLatch(1);
     final BlockingQueue<Integer> peersUp = new LinkedBlockingQueue<>();
     final BlockingQueue<Integer> peersDown = new LinkedBlockingQueue<>();
     final BlockingQueue<TransportException> downCauses = new LinkedBlockingQueue<>();
@@ -55,6 +67,8 @@ final class TestNode implements MessageHandler, PeerListener {
             case ECHO -> echo(message);
             case SEQUENCED -> sequenced(message);
             case HOLD -> held.add(new long[] {message.peer(), message.correlationId()});
+            case STALL -> stall();
+            case BULK -> bulk(message);
             default -> handlerFailures.incrementAndGet();
         }
     }
@@ -75,6 +89,32 @@ final class TestNode implements MessageHandler, PeerListener {
             echoes.incrementAndGet();
         } catch (TransportException e) {
             handlerFailures.incrementAndGet();
+        }
+    }
+
+    private void bulk(InboundMessage message) {
+        int length = (int) message.arg1();
+        if (bulk == null || bulk.byteSize() < length) {
+            bulk = Arena.ofAuto().allocate(length);
+            Patterns.fill(bulk, 0, length, BULK_SEED);
+        }
+        reply.clear().type(ECHO_REPLY).arg0(message.arg0()).payload(bulk, 0, length);
+        try {
+            transport.reply(message, reply);
+            echoes.incrementAndGet();
+        } catch (TransportException e) {
+            handlerFailures.incrementAndGet();
+        }
+    }
+
+    private void stall() {
+        stalled.countDown();
+        try {
+            if (!gate.await(20, TimeUnit.SECONDS)) {
+                handlerFailures.incrementAndGet();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
