@@ -42,6 +42,8 @@ public final class TcpTransport implements Transport {
     private static final long TICK_MILLIS = 10;
     /** Largest view the transport makes over a caller's segment (ByteBuffers are int-indexed). */
     private static final long VIEW_WINDOW = 1L << 30;
+    /** Consecutive reads from one connection before the selector serves the others. */
+    private static final int MAX_READS_PER_WAKEUP = 8;
     /** How often a sender waiting for backlog space retries draining it itself. */
     private static final long BACKLOG_RETRY_MILLIS = 2;
 
@@ -724,7 +726,8 @@ public final class TcpTransport implements Transport {
     }
 
     private void read(Connection connection) throws IOException {
-        for (;;) {
+        // Bounded so that one flooding peer cannot starve the others of this thread.
+        for (int reads = 0; reads < MAX_READS_PER_WAKEUP; reads++) {
             ByteBuffer rx = connection.rx;
             int space = rx.remaining();
             int count = connection.channel.read(rx);

@@ -39,17 +39,26 @@ import java.util.List;
  * A wrong MAC, an impossible or duplicate rank, a different cluster size, a non-handshake frame
  * before WELCOME, or a handshake that takes longer than its timeout closes the connection. A peer
  * whose established connection ends is down for good ({@link PeerListener#onPeerDown}): requests
- * waiting on it fail at once with {@code PEER_DIED}; it is not reconnected.
+ * waiting on it fail at once with {@code PEER_DIED}; it is not reconnected. Death is seen when
+ * the connection ends (a process that exits or crashes has its sockets closed by the kernel); a
+ * silent partition is noticed only when TCP gives up, so heartbeats belong to the membership layer.
  *
  * <h2>Threading</h2>
  * Each transport owns one receive thread (a selector loop for TCP) that accepts, connects,
  * authenticates, reads frames and calls the {@link MessageHandler}, {@link ReplyHandler} and
  * {@link PeerListener} callbacks in place. Any thread may send: a send writes the frame directly
- * to the socket under a per-peer lock (header and payload gathered, no copy); if the socket is
- * full, the rest is copied to a per-peer backlog that the receive thread drains, and later sends
- * queue behind it to keep order. Threads other than the receive thread wait when a backlog is full
- * (back-pressure); the receive thread never waits, so two nodes answering each other cannot
- * deadlock. When a send method returns, the payload memory may be reused.
+ * to the socket under a per-peer lock, with no thread hand-off. Over TCP a payload up to
+ * {@link TcpTransportConfig#inlinePayloadBytes()} (16 KiB by default, so a page) is copied once
+ * behind the header into a per-peer direct buffer and written with one {@code write()}: JDK NIO
+ * allocates a small object per segment-backed buffer in a gathering write, and the copy is
+ * cheaper than the garbage. Larger payloads are gathered straight from the caller's memory. If the
+ * socket is full, the rest goes to a per-peer backlog and later sends queue behind it to keep order;
+ * the receive thread drains it when the socket has room, and threads waiting for backlog space
+ * drain it too. Threads other than the receive thread wait when a backlog is full (back-pressure);
+ * the receive thread never waits (its backlog grows up to a bound), so two nodes answering each
+ * other cannot deadlock. When a send method returns, the payload memory may be reused. Handlers
+ * must not block: a blocked receive thread reads nothing and leaves this node's backlogs to be
+ * drained only by senders that are waiting.
  *
  * <h2>Lifecycle</h2>
  * Construct (binds the local endpoint, see {@link #localEndpoint()}), {@link #start} with every

@@ -404,6 +404,44 @@ class TcpTransportTest {
         }
     }
 
+    @Test
+    void requestsBeyondTheSlotCountAreRefusedUntilSlotsFree() throws Exception {
+        TcpTransportConfig fourSlots = TcpTransportConfig.loopback(0, 2, secret).withRequestSlots(4);
+        try (Nodes nodes = new Nodes(2, 2, fourSlots)) {
+            nodes.awaitConnected();
+            CountDownLatch answered = new CountDownLatch(4);
+            ReplyHandler handler = new ReplyHandler() {
+                @Override
+                public void onReply(InboundMessage reply, long token) {
+                    answered.countDown();
+                }
+
+                @Override
+                public void onFailure(long token, TransportException failure) {
+                }
+            };
+            OutboundMessage hold = new OutboundMessage().type(TestNode.HOLD);
+            for (int i = 0; i < 4; i++) {
+                nodes.transports[0].requestAsync(1, hold, handler, i, REQUEST_TIMEOUT);
+            }
+            assertEquals(4, nodes.transports[0].outstandingRequests());
+            TransportException async = assertThrows(TransportException.class,
+                    () -> nodes.transports[0].requestAsync(1, hold, handler, 4, REQUEST_TIMEOUT));
+            assertEquals(Reason.OVERLOADED, async.reason());
+            TransportException blocking = assertThrows(TransportException.class,
+                    () -> nodes.transports[0].request(1, hold, new ReplyBuffer(), REQUEST_TIMEOUT));
+            assertEquals(Reason.OVERLOADED, blocking.reason());
+            awaitTrue("four held requests", () -> nodes.nodes[1].held.size() == 4);
+            OutboundMessage answer = new OutboundMessage().type((short) 9);
+            for (long[] held : nodes.nodes[1].held) {
+                nodes.transports[1].reply((int) held[0], held[1], answer);
+            }
+            assertTrue(answered.await(20, TimeUnit.SECONDS));
+            awaitTrue("slots to be free", () -> nodes.transports[0].outstandingRequests() == 0);
+            nodes.assertStillServing();
+        }
+    }
+
     // ------------------------------------------------------------------ configuration
 
     @Test

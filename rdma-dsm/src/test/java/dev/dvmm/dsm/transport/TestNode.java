@@ -28,6 +28,8 @@ final class TestNode implements MessageHandler, PeerListener {
     /** Request: answer with arg1 bytes of pattern payload (seed {@link #BULK_SEED}) and arg0 echoed. */
     static final short BULK = 5;
     static final long BULK_SEED = 3;
+    /** Any kind: the handler throws. */
+    static final short THROW = 6;
     /** Type of echo replies. */
     static final short ECHO_REPLY = 101;
     static final long ECHO_XOR = 0x5A5A_5A5A_0F0F_0F0FL;
@@ -69,6 +71,7 @@ final class TestNode implements MessageHandler, PeerListener {
             case HOLD -> held.add(new long[] {message.peer(), message.correlationId()});
             case STALL -> stall();
             case BULK -> bulk(message);
+            case THROW -> throw new IllegalStateException("test handler throws on purpose");
             default -> handlerFailures.incrementAndGet();
         }
     }

@@ -590,6 +590,23 @@ public abstract class TransportConformanceTest {
     }
 
     @Test
+    void aThrowingHandlerDoesNotStopDelivery() throws Exception {
+        try (Cluster cluster = new Cluster(2); Arena arena = Arena.ofShared()) {
+            OutboundMessage message = new OutboundMessage();
+            for (int i = 0; i < 3; i++) {
+                cluster.transport(0).send(1, message.clear().type(TestNode.THROW));
+            }
+            ReplyBuffer reply = new ReplyBuffer();
+            cluster.transport(0).request(1, message.clear().type(TestNode.ECHO).arg0(3), reply, REQUEST_TIMEOUT);
+            assertEquals(3, reply.arg0());
+            sendSequenced(cluster.transport(0), 1, 100, arena.allocate(1024));
+            awaitTrue("messages after the throwing handler", () -> cluster.node(1).sequencedReceived.get(0) == 100);
+            assertEquals(0, cluster.node(1).orderViolations.get());
+            assertTrue(cluster.transport(0).isPeerUp(1) && cluster.transport(1).isPeerUp(0));
+        }
+    }
+
+    @Test
     void usageErrorsAreRefusedClearly() throws Exception {
         try (Cluster cluster = new Cluster(2)) {
             Transport transport = cluster.transport(0);
