@@ -61,6 +61,8 @@ public final class TransportBenchmark {
         private final MemorySegment memory;
         private final int payload;
         Transport transport;
+        /** Set before the pair closes, when rank 0 going away is expected. */
+        volatile boolean closing;
 
         Responder(MemorySegment memory, int payload) {
             this.memory = memory;
@@ -85,7 +87,9 @@ public final class TransportBenchmark {
 
         @Override
         public void onPeerDown(int peer, TransportException cause) {
-            System.err.println("benchmark: rank " + peer + " down: " + cause.getMessage());
+            if (!closing) {
+                System.err.println("benchmark: rank " + peer + " down: " + cause.getMessage());
+            }
         }
     }
 
@@ -93,12 +97,13 @@ public final class TransportBenchmark {
     private static final class Pair implements AutoCloseable {
         final TcpTransport client;
         final TcpTransport server;
+        final Responder responder;
 
         Pair(byte[] secret, int payload, int inline, MemorySegment memory) throws TransportException {
             client = new TcpTransport(TcpTransportConfig.loopback(0, 2, secret).withInlinePayloadBytes(inline));
             server = new TcpTransport(TcpTransportConfig.loopback(1, 2, secret).withInlinePayloadBytes(inline));
             List<Endpoint> endpoints = List.of(client.localEndpoint(), server.localEndpoint());
-            Responder responder = new Responder(memory, payload);
+            responder = new Responder(memory, payload);
             responder.transport = server;
             client.start(endpoints, message -> { }, PeerListener.NONE);
             server.start(endpoints, responder, responder);
@@ -108,6 +113,7 @@ public final class TransportBenchmark {
 
         @Override
         public void close() {
+            responder.closing = true;
             client.close();
             server.close();
         }

@@ -318,6 +318,16 @@ class TcpTransportTest {
             assertFalse(nodes.transports[0].isPeerUp(2));
             assertTrue(nodes.transports[1].isPeerUp(2), "rank 1's own connection to rank 2 is unaffected");
             nodes.assertStillServing();
+
+            // Rank 2 then dies in the middle of a frame to rank 1: a truncated frame, not a clean close.
+            byte[] message = RawPeer.frame(RawPeer.KIND_MESSAGE, TestNode.SEQUENCED, 100, 0, 0, 0, 0, 0, new byte[100]);
+            toOne.write(Arrays.copyOf(message, 80));
+            toOne.shutdownOutput();
+            assertTrue(toOne.closedByPeer());
+            assertEquals(2, nodes.nodes[1].peersDown.poll(20, TimeUnit.SECONDS));
+            assertEquals(Reason.MALFORMED_FRAME, nodes.nodes[1].downCauses.poll(20, TimeUnit.SECONDS).reason());
+            assertEquals(0, nodes.nodes[1].sequencedReceived.get(2), "a partial frame reached the handler");
+            nodes.assertStillServing();
         }
     }
 
