@@ -1,0 +1,131 @@
+package dev.dvmm.dsm.transport;
+
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * Node-to-node messaging for a cluster of {@code N} nodes with ranks {@code 0..N-1}, in the
+ * active-message style: small typed messages with a fixed header, optional payloads taken straight
+ * from off-heap memory, and request/reply correlation. Implemented over TCP ({@link TcpTransport},
+ * JDK NIO) and meant to be implemented over UCX (RDMA) with the same semantics; both run the same
+ * conformance suite.
+ *
+ * <h2>Messages</h2>
+ * A message is a 56-byte header ({@link FrameDescriptor}: type, flags, correlation id, four 64-bit
+ * argument words) plus an optional payload of at most {@link #maxPayload()} bytes. Senders describe
+ * it in a reusable {@link OutboundMessage}; receivers read it through an {@link InboundMessage}
+ * flyweight that points into the receive buffer. Three kinds: one-way ({@link #send}), request
+ * ({@link #request} blocking, {@link #requestAsync} with a callback) and reply ({@link #reply}).
+ * Messages from one peer are delivered in the order that peer sent them; there is no order
+ * between different peers.
+ *
+ * <h2>Wire format (TCP)</h2>
+ * A connection carries frames back to back: the header, then {@code payloadLength} payload bytes.
+ * The receiver checks magic, version, kind, reserved bits, correlation id and bounds the length
+ * (during the handshake to 64 bytes, afterwards to the configured maximum payload) before it
+ * waits for the payload; any violation, or a connection that ends inside a frame, is logged in
+ * one line and closes that connection only.
+ *
+ * <h2>Connection setup</h2>
+ * One TCP connection per pair of nodes: the higher rank connects to the lower rank's endpoint
+ * (retrying until the peer listens), the lower rank accepts. Each connection authenticates with
+ * a challenge-response over the cluster secret, both ways, before any message flows:
+ * <ol>
+ *   <li>acceptor to connector: CHALLENGE (acceptor rank, cluster size, 32-byte nonce A);</li>
+ *   <li>connector to acceptor: PROOF (connector rank, cluster size, acceptor rank, nonce C,
+ *       HMAC-SHA256(secret, "dvmm proof" | A | C | ranks | size));</li>
+ *   <li>acceptor to connector: WELCOME (HMAC-SHA256(secret, "dvmm welcome" | C | A | ranks | size)).</li>
+ * </ol>
+ * A wrong MAC, an impossible or duplicate rank, a different cluster size, a non-handshake frame
+ * before WELCOME, or a handshake that takes longer than its timeout closes the connection. A peer
+ * whose established connection ends is down for good ({@link PeerListener#onPeerDown}): requests
+ * waiting on it fail at once with {@code PEER_DIED}; it is not reconnected. Death is seen when
+ * the connection ends (a process that exits or crashes has its sockets closed by the kernel); a
+ * silent partition is noticed only when TCP gives up, so heartbeats belong to the membership layer.
+ *
+ * <h2>Threading</h2>
+ * Each transport owns one receive thread (a selector loop for TCP) that accepts, connects,
+ * authenticates, reads frames and calls the {@link MessageHandler}, {@link ReplyHandler} and
+ * {@link PeerListener} callbacks in place. Any thread may send: a send writes the frame directly
+ * to the socket under a per-peer lock, with no thread hand-off. Over TCP a payload up to
+ * {@link TcpTransportConfig#inlinePayloadBytes()} (16 KiB by default, so a page) is copied once
+ * behind the header into a per-peer direct buffer and written with one {@code write()}: JDK NIO
+ * allocates a small object per segment-backed buffer in a gathering write, and the copy is
+ * cheaper than the garbage. Larger payloads are gathered straight from the caller's memory. If the
+ * socket is full, the rest goes to a per-peer backlog and later sends queue behind it to keep order;
+ * the receive thread drains it when the socket has room, and threads waiting for backlog space
+ * drain it too. Threads other than the receive thread wait when a backlog is full (back-pressure);
+ * the receive thread never waits (its backlog grows up to a bound), so two nodes answering each
+ * other cannot deadlock. When a send method returns, the payload memory may be reused. Handlers
+ * must not block: a blocked receive thread reads nothing and leaves this node's backlogs to be
+ * drained only by senders that are waiting.
+ *
+ * <h2>Lifecycle</h2>
+ * Construct (binds the local endpoint, see {@link #localEndpoint()}), {@link #start} with every
+ * node's endpoint, {@link #awaitConnected}, exchange messages, {@link #close}.
+ */
+public interface Transport extends AutoCloseable {
+
+    /** This node's rank. */
+    int rank();
+
+    /** Number of nodes in the cluster. */
+    int clusterSize();
+
+    /** The address this node listens on (the actual port if it was configured as 0). */
+    Endpoint localEndpoint();
+
+    /** Largest payload one message may carry, in bytes. */
+    int maxPayload();
+
+    /**
+     * Starts the receive thread and connection setup. {@code cluster.get(r)} is rank {@code r}'s
+     * endpoint (this node's own entry is not used). Returns at once; see {@link #awaitConnected}.
+     */
+    void start(List<Endpoint> cluster, MessageHandler handler, PeerListener peerListener) throws TransportException;
+
+    /**
+     * Waits until every peer is connected and authenticated. Throws {@code PEER_UNREACHABLE} with
+     * the missing ranks on timeout, {@code PEER_DIED} if a peer went down, {@code CLOSED} if closed.
+     */
+    void awaitConnected(Duration timeout) throws TransportException;
+
+    /** True while the authenticated connection to {@code peer} is established. */
+    boolean isPeerUp(int peer);
+
+    /** Sends a one-way message to {@code peer}. */
+    void send(int peer, OutboundMessage message) throws TransportException;
+
+    /**
+     * Sends a request and waits on the calling thread for its reply, which is copied into
+     * {@code reply} (header fields and payload). Fails with {@code TIMEOUT} after
+     * {@code timeoutNanos}, {@code PEER_DIED} as soon as the peer goes down, {@code CLOSED},
+     * {@code PAYLOAD_TOO_LARGE} if the reply does not fit. Must not be called on the receive thread.
+     * Allocates nothing when it succeeds.
+     */
+    void request(int peer, OutboundMessage message, ReplyBuffer reply, long timeoutNanos) throws TransportException;
+
+    /**
+     * Sends a request; {@code handler} is called once with the reply or the failure, and gets
+     * {@code token} back. Returns the correlation id. Throws (and the handler is not called) if the
+     * request could not be sent. Allocates nothing when it succeeds.
+     */
+    long requestAsync(int peer, OutboundMessage message, ReplyHandler handler, long token, long timeoutNanos)
+            throws TransportException;
+
+    /** Answers the request {@code correlationId} that {@code peer} sent; may be called later, from any thread. */
+    void reply(int peer, long correlationId, OutboundMessage message) throws TransportException;
+
+    /** Answers {@code request} (convenience for {@code reply(request.peer(), request.correlationId(), message)}). */
+    default void reply(InboundMessage request, OutboundMessage message) throws TransportException {
+        reply(request.peer(), request.correlationId(), message);
+    }
+
+    /**
+     * Stops the receive thread and waits for it, closes every connection, fails outstanding
+     * requests with {@code CLOSED}. Idempotent. No thread of this transport survives it (when called
+     * from a handler, the receive thread ends as soon as the handler returns).
+     */
+    @Override
+    void close();
+}
