@@ -1,5 +1,5 @@
 /* 64-bit test guest. The VMM enters at `entry` in long mode (ring 0, paging on, GDT set), with
- * RDI = test id, RSI = vCPU index, RDX = parameter. Hot loops run in ring 3, because on nested PVM
+ * RDI = test id, RSI = vCPU index, RDX = parameter, RCX = number of vCPUs. Hot loops run in ring 3, because on nested PVM
  * hosts ring-0 code is about 1000x slower (MACHINES.md); ring 3 leaves through the MMIO exit register. */
 #include "ports.h"
         .code64
@@ -8,6 +8,7 @@
 entry:
         movq    %rsi, %r12              /* vCPU index */
         movq    %rdx, %r13              /* parameter */
+        movq    %rcx, %r15              /* vCPU count */
         movq    %rsi, %r14
         shlq    $6, %r14
         addq    $RESULTS, %r14          /* this vCPU's results */
@@ -25,6 +26,8 @@ entry:
         je      pio_loop
         cmpq    $T_USER_INT, %rdi
         je      user_int
+        cmpq    $T_HANDOFF, %rdi
+        je      handoff
         movl    $0xbad, %eax
         jmp     exit
 
@@ -34,6 +37,16 @@ exit:
         outl    %eax, %dx
         hlt
         jmp     exit
+
+/* ring 3: wait until all R15 vCPUs have arrived, so that they really run at the same time (on
+ * several nodes, each starts when its node has its first pages) */
+start_barrier:
+        lock incq START_GATE
+1:      cmpq    %r15, START_GATE
+        jae     2f
+        pause
+        jmp     1b
+2:      ret
 
 /* exit from ring 3 with status %eax: an MMIO write (port I/O from ring 3 needs IOPL, see ports.h) */
 uexit:
@@ -75,6 +88,7 @@ counters:
         leaq    counters_user(%rip), %rax
         jmp     to_user
 counters_user:
+        call    start_barrier
         movq    %r13, %rcx
 1:      movq    $1, %rax
         lock xaddq %rax, DATA
@@ -211,6 +225,65 @@ user_trap_handler:
         movq    %rax, 0(%r14)
         movl    $0x80, %eax
         jmp     exit
+
+/* ring 3: vCPU 0 produces 1..N into a 64-slot ring, vCPU 1 consumes and checks the order; the
+ * consumer exits with the number of items out of order, and stores the sum it saw at RESULTS+64. */
+handoff:
+        leaq    handoff_user(%rip), %rax
+        jmp     to_user
+handoff_user:
+        call    start_barrier
+        cmpq    $0, %r12
+        je      producer
+        cmpq    $1, %r12
+        je      consumer
+        xorl    %eax, %eax
+        jmp     uexit
+producer:
+        movq    $1, %rsi                /* next item */
+1:      movq    RING_HEAD, %rax
+2:      movq    RING_TAIL, %rbx
+        movq    %rax, %rcx
+        subq    %rbx, %rcx
+        cmpq    $64, %rcx
+        jb      3f
+        pause
+        jmp     2b
+3:      movq    %rax, %rcx
+        andq    $63, %rcx
+        movq    %rsi, RING(,%rcx,8)
+        incq    %rax
+        movq    %rax, RING_HEAD         /* TSO: the slot is visible before the new head */
+        incq    %rsi
+        cmpq    %r13, %rsi
+        jbe     1b
+        xorl    %eax, %eax
+        jmp     uexit
+consumer:
+        movq    $1, %rsi                /* expected item */
+        xorq    %r8, %r8                /* out-of-order count */
+        xorq    %r9, %r9                /* sum */
+1:      movq    RING_TAIL, %rbx
+2:      movq    RING_HEAD, %rax
+        cmpq    %rbx, %rax
+        jne     3f
+        pause
+        jmp     2b
+3:      movq    %rbx, %rcx
+        andq    $63, %rcx
+        movq    RING(,%rcx,8), %rdx
+        addq    %rdx, %r9
+        cmpq    %rsi, %rdx
+        je      4f
+        incq    %r8
+4:      incq    %rbx
+        movq    %rbx, RING_TAIL
+        incq    %rsi
+        cmpq    %r13, %rsi
+        jbe     1b
+        movq    %r9, RESULTS + 64
+        movl    %r8d, %eax
+        jmp     uexit
 
         .p2align 3
 idt_descriptor:

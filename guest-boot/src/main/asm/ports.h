@@ -23,3 +23,8 @@
 #define T_PATTERN      4
 #define T_PIO_LOOP     5
 #define T_USER_INT     6
+#define T_HANDOFF      7
+#define START_GATE     (DATA + 0x3000)  /* vCPUs arrived at the start barrier */
+#define RING           (DATA + 0x1000)  /* 64 quadword slots */
+#define RING_HEAD      (DATA + 0x2000)
+#define RING_TAIL      (DATA + 0x2040)

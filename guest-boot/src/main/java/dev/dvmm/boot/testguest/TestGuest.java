@@ -32,6 +32,7 @@ public enum TestGuest {
     public static final int T_PATTERN = 4;
     public static final int T_PIO_LOOP = 5;
     public static final int T_USER_INT = 6;
+    public static final int T_HANDOFF = 7;
 
     private final String resource;
     private final long loadAddress;

@@ -87,6 +87,11 @@ public final class X86Setup {
 
     /** Long mode, ring 0, at {@code rip} with the given stack and the first three argument registers. */
     public static void enterLongMode(Vcpu vcpu, long rip, long rsp, long rdi, long rsi, long rdx) {
+        enterLongMode(vcpu, rip, rsp, rdi, rsi, rdx, 0);
+    }
+
+    /** Long mode, ring 0, at {@code rip} with the given stack and the first four argument registers. */
+    public static void enterLongMode(Vcpu vcpu, long rip, long rsp, long rdi, long rsi, long rdx, long rcx) {
         MemorySegment s = vcpu.getSregs();
         segment(s, KvmSregs.CS_OFFSET, SEL_KCODE, 0xb, 1, 0, false);
         for (long off : new long[] {KvmSregs.DS_OFFSET, KvmSregs.ES_OFFSET, KvmSregs.FS_OFFSET,
@@ -109,6 +114,7 @@ public final class X86Setup {
         KvmRegs.rdi(r, rdi);
         KvmRegs.rsi(r, rsi);
         KvmRegs.rdx(r, rdx);
+        KvmRegs.rcx(r, rcx);
         KvmRegs.rflags(r, 0x2);
         vcpu.putRegs();
     }

@@ -17,14 +17,24 @@ import picocli.CommandLine.Spec;
 /** Runs one of the built-in test guests on this node's KVM. */
 @Command(name = "guest", description = "Run a built-in test guest (real mode or 64-bit) on /dev/kvm.")
 final class GuestCommand implements Callable<Integer> {
-    enum Program { realmode, hello, counters, exceptions, pattern }
+    enum Program { realmode, hello, counters, exceptions, pattern, handoff }
 
     @Spec
     CommandSpec spec;
 
     @Option(names = "--program", defaultValue = "counters",
-            description = "realmode, hello, counters, exceptions or pattern (default: ${DEFAULT-VALUE})")
+            description = "realmode, hello, counters, exceptions, pattern or handoff (default: ${DEFAULT-VALUE})")
     Program program;
+
+    @Option(names = "--nodes", defaultValue = "1",
+            description = "node processes to spread the guest over, on this machine (default: ${DEFAULT-VALUE})")
+    int nodes;
+
+    @Option(names = "--hold-us", defaultValue = "0", description = "with --nodes: minimum page hold time, us")
+    long holdMicros;
+
+    @Option(names = "--stats-json", description = "with --nodes: write every node's DSM statistics as JSON")
+    java.nio.file.Path statsJson;
 
     @Option(names = "--cpus", defaultValue = "2", description = "vCPUs (default: ${DEFAULT-VALUE})")
     int cpus;
@@ -33,9 +43,9 @@ final class GuestCommand implements Callable<Integer> {
             description = "guest RAM, whole 4 KiB pages (default: ${DEFAULT-VALUE})")
     long memory;
 
-    @Option(names = "--iterations", defaultValue = "1000000",
-            description = "loop count for counters/pattern (default: ${DEFAULT-VALUE})")
-    long iterations;
+    @Option(names = "--iterations", description = "loop count for counters/pattern/handoff "
+            + "(default: 1000000 on one node, 2000 across nodes)")
+    Long iterations;
 
     @Option(names = "--timeout", defaultValue = "120", description = "seconds before the guest is stopped")
     long timeoutSeconds;
@@ -45,6 +55,12 @@ final class GuestCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         if (cpus < 1 || cpus > 64) {
             throw new UserError("--cpus must be between 1 and 64, got " + cpus);
+        }
+        if (iterations == null) {
+            iterations = nodes > 1 ? 2000L : 1_000_000L;
+        }
+        if (nodes > 1) {
+            return runCluster();
         }
         if (iterations < 1) {
             throw new UserError("--iterations must be positive");
@@ -65,6 +81,34 @@ final class GuestCommand implements Callable<Integer> {
         }
     }
 
+    static dev.dvmm.hv.node.TestProgram clusterProgram(String name) {
+        try {
+            return dev.dvmm.hv.node.TestProgram.valueOf(name.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new UserError("program '" + name + "' cannot run across nodes; use hello, counters, pattern or handoff");
+        }
+    }
+
+    private int runCluster() throws Exception {
+        if (nodes > 64) {
+            throw new UserError("--nodes must be at most 64");
+        }
+        if (cpus < nodes) {
+            throw new UserError("--cpus " + cpus + " is fewer than --nodes " + nodes + ": every node runs at least one vCPU");
+        }
+        clusterProgram(program.name());
+        PrintWriter out = spec.commandLine().getOut();
+        out.printf("dvmm: %s guest on %d vCPUs across %d node processes, %d MiB shared through the DSM%n", program,
+                cpus, nodes, memory >> 20);
+        out.flush();
+        java.util.List<String> args = java.util.List.of("--cpus", Integer.toString(cpus), "--memory", Long.toString(memory),
+                "--program", program.name(), "--iterations", Long.toString(iterations), "--hold-us",
+                Long.toString(holdMicros), "--timeout", Long.toString(timeoutSeconds));
+        int rc = dev.dvmm.hv.node.LocalCluster.run(nodes, args, Duration.ofSeconds(timeoutSeconds), statsJson, System.out);
+        System.out.flush();
+        return rc;
+    }
+
     private TestGuestSession open() {
         System.out.flush();
         return switch (program) {
@@ -73,6 +117,7 @@ final class GuestCommand implements Callable<Integer> {
             case counters -> TestGuestSession.longMode(cpus, memory, TestGuest.T_COUNTERS, iterations, System.out);
             case exceptions -> TestGuestSession.longMode(cpus, memory, TestGuest.T_EXCEPTIONS, 0, System.out);
             case pattern -> TestGuestSession.longMode(cpus, memory, TestGuest.T_PATTERN, iterations, System.out);
+            case handoff -> TestGuestSession.longMode(cpus, memory, TestGuest.T_HANDOFF, iterations, System.out);
         };
     }
 

@@ -27,6 +27,7 @@ public final class Machine implements AutoCloseable {
     private final IoBus pio = new IoBus("port I/O");
     private final IoBus mmio = new IoBus("MMIO");
     private final List<VcpuRunner> runners = new ArrayList<>();
+    private VcpuRunner[] byIndex = new VcpuRunner[0];
     private final Arena arena = Arena.ofShared();
 
     private Machine(Kvm kvm, Vm vm, GuestMemory memory) {
@@ -40,6 +41,26 @@ public final class Machine implements AutoCloseable {
         if (vcpus < 1 || vcpus > 254) {
             throw new KvmException("vCPU count must be between 1 and 254 (xAPIC ids), got " + vcpus);
         }
+        int[] all = new int[vcpus];
+        for (int i = 0; i < vcpus; i++) {
+            all[i] = i;
+        }
+        return create(all, memoryBytes);
+    }
+
+    /**
+     * A VM holding only the vCPUs {@code vcpuIndices} of a larger guest (one node of a cluster): each
+     * keeps its global index as KVM vCPU id and APIC id.
+     */
+    public static Machine create(int[] vcpuIndices, long memoryBytes) {
+        if (vcpuIndices.length == 0) {
+            throw new KvmException("a node needs at least one vCPU");
+        }
+        for (int v : vcpuIndices) {
+            if (v < 0 || v > 253) {
+                throw new KvmException("vCPU index " + v + " is outside 0..253 (xAPIC ids)");
+            }
+        }
         GuestMemory.validateSize(memoryBytes);
         Kvm kvm = Kvm.open();
         Vm vm = null;
@@ -50,10 +71,20 @@ public final class Machine implements AutoCloseable {
             vm.mapMemory(mem);
             Machine m = new Machine(kvm, vm, mem);
             MemorySegment supported = kvm.supportedCpuid(m.arena);
-            for (int i = 0; i < vcpus; i++) {
+            int max = 0;
+            for (int i : vcpuIndices) {
+                max = Math.max(max, i);
+            }
+            m.byIndex = new VcpuRunner[max + 1];
+            for (int i : vcpuIndices) {
+                if (m.byIndex[i] != null) {
+                    throw new KvmException("vCPU " + i + " listed twice");
+                }
                 Vcpu v = vm.createVcpu(i);
                 v.setCpuid(Cpuid.forVcpu(supported, i, m.arena));
-                m.runners.add(new VcpuRunner(v, mem, m.pio, m.mmio));
+                VcpuRunner r = new VcpuRunner(v, mem, m.pio, m.mmio);
+                m.runners.add(r);
+                m.byIndex[i] = r;
             }
             return m;
         } catch (RuntimeException e) {
@@ -80,7 +111,14 @@ public final class Machine implements AutoCloseable {
 
     public List<VcpuRunner> runners() { return List.copyOf(runners); }
 
-    public VcpuRunner runner(int vcpu) { return runners.get(vcpu); }
+    /** The runner of the vCPU with global index {@code vcpu} (must live on this machine). */
+    public VcpuRunner runner(int vcpu) {
+        VcpuRunner r = vcpu >= 0 && vcpu < byIndex.length ? byIndex[vcpu] : null;
+        if (r == null) {
+            throw new KvmException("vCPU " + vcpu + " does not run on this node");
+        }
+        return r;
+    }
 
     public void start() {
         for (VcpuRunner r : runners) {
@@ -120,7 +158,7 @@ public final class Machine implements AutoCloseable {
         }
         int[] status = new int[runners.size()];
         for (int i = 0; i < status.length; i++) {
-            status[i] = runners.get(i).stopStatus();
+            status[i] = runners.get(i).stopStatus(); // in the order the vCPUs were given
         }
         return status;
     }

@@ -51,7 +51,7 @@ public final class TestGuestSession implements AutoCloseable {
             X86Setup.writeLongModeTables(m.memory());
             for (int i = 0; i < vcpus; i++) {
                 X86Setup.enterLongMode(m.runner(i).vcpu(), TestGuest.LONG_MODE.loadAddress(),
-                        TestGuest.KSTACK_TOP - i * 0x1000L, testId, i, param);
+                        TestGuest.KSTACK_TOP - i * 0x1000L, testId, i, param, vcpus);
             }
             return s;
         } catch (RuntimeException e) {
@@ -66,10 +66,35 @@ public final class TestGuestSession implements AutoCloseable {
      */
     public static TestGuestSession longModeDeferred(int vcpus, long memoryBytes, int testId, long param,
                                                     OutputStream consoleOut) {
-        Machine m = Machine.create(vcpus, memoryBytes);
+        int[] all = new int[vcpus];
+        for (int i = 0; i < vcpus; i++) {
+            all[i] = i;
+        }
+        return forNode(all, memoryBytes, testId, param, consoleOut);
+    }
+
+    /**
+     * One node's share of a long-mode guest: only the vCPUs {@code vcpuIndices}. Nothing is written to
+     * memory until {@link #loadImage()} (one node) and {@link #enterVcpus()} (every node).
+     */
+    public static TestGuestSession forNode(int[] vcpuIndices, long memoryBytes, int testId, long param,
+                                           OutputStream consoleOut) {
+        int max = 0;
+        for (int v : vcpuIndices) {
+            max = Math.max(max, v + 1);
+        }
+        return forNode(vcpuIndices, max, memoryBytes, testId, param, consoleOut);
+    }
+
+    /** As above, for a guest of {@code totalVcpus} vCPUs of which this node runs {@code vcpuIndices}. */
+    public static TestGuestSession forNode(int[] vcpuIndices, int totalVcpus, long memoryBytes, int testId, long param,
+                                           OutputStream consoleOut) {
+        Machine m = Machine.create(vcpuIndices, memoryBytes);
         try {
             TestGuestSession s = new TestGuestSession(m, consoleOut);
-            s.deferred = new long[] {testId, param};
+            s.testId = testId;
+            s.param = param;
+            s.totalVcpus = totalVcpus;
             return s;
         } catch (RuntimeException e) {
             m.close();
@@ -77,20 +102,32 @@ public final class TestGuestSession implements AutoCloseable {
         }
     }
 
-    private long[] deferred;
+    private int testId = -1;
+    private long param;
+    private int totalVcpus;
 
-    /** Loads the long-mode image and tables and enters every vCPU (for {@link #longModeDeferred}). */
-    public void loadAndConfigure() {
-        if (deferred == null) {
-            throw new IllegalStateException("this session was already configured");
-        }
+    /** Writes the long-mode image and its tables into guest memory (through the guest mapping). */
+    public void loadImage() {
         load(TestGuest.LONG_MODE);
         X86Setup.writeLongModeTables(machine.memory());
-        for (int i = 0; i < machine.runners().size(); i++) {
-            X86Setup.enterLongMode(machine.runner(i).vcpu(), TestGuest.LONG_MODE.loadAddress(),
-                    TestGuest.KSTACK_TOP - i * 0x1000L, deferred[0], i, deferred[1]);
+    }
+
+    /** Puts every vCPU of this machine at the long-mode entry with its global index. */
+    public void enterVcpus() {
+        if (testId < 0) {
+            throw new IllegalStateException("not a deferred long-mode session");
         }
-        deferred = null;
+        for (var r : machine.runners()) {
+            int i = r.vcpu().index();
+            X86Setup.enterLongMode(r.vcpu(), TestGuest.LONG_MODE.loadAddress(), TestGuest.KSTACK_TOP - i * 0x1000L,
+                    testId, i, param, totalVcpus);
+        }
+    }
+
+    /** {@link #loadImage()} then {@link #enterVcpus()}. */
+    public void loadAndConfigure() {
+        loadImage();
+        enterVcpus();
     }
 
     private void load(TestGuest g) {

@@ -135,4 +135,14 @@ class TestGuestKvmTest {
                     "the handler saw the ring-3 code selector");
         }
     }
+
+    @Test
+    void producerConsumerHandoffSeesEveryItemInOrder() throws Exception {
+        long n = 100_000;
+        try (TestGuestSession s = TestGuestSession.longMode(2, MEM, TestGuest.T_HANDOFF, n, null)) {
+            assertArrayEquals(new int[] {0, 0}, s.run(TIMEOUT), "producer done, consumer saw no item out of order");
+            assertEquals(n * (n + 1) / 2, s.machine().memory().aliasMapping().get(ValueLayout.JAVA_LONG,
+                    TestGuest.RESULTS + 64), "sum of the items the consumer took");
+        }
+    }
 }

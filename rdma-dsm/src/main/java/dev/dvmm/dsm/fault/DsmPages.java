@@ -76,9 +76,17 @@ public final class DsmPages implements AutoCloseable {
 
     /** Installs {@code src} (4 KiB) as page {@code page}, read-only unless {@code writable}; wakes faulters. */
     public void install(long page, MemorySegment src, boolean writable) {
+        install(page, src, 0, writable);
+    }
+
+    /** Installs the 4 KiB at {@code src + srcOffset} (native memory, e.g. a receive buffer) as page {@code page}. */
+    public void install(long page, MemorySegment src, long srcOffset, boolean writable) {
         long off = check(page);
+        if (srcOffset < 0 || srcOffset + PAGE_SIZE > src.byteSize() || !src.isNative()) {
+            throw new FaultServiceException("page source is not 4 KiB of native memory");
+        }
         UffdioCopy.dst(copy, guest.address() + off);
-        UffdioCopy.src(copy, src.address());
+        UffdioCopy.src(copy, src.address() + srcOffset);
         UffdioCopy.len(copy, PAGE_SIZE);
         UffdioCopy.mode(copy, writable ? 0 : UffdConstants.UFFDIO_COPY_MODE_WP);
         UffdioCopy.copy(copy, 0);

@@ -1,0 +1,71 @@
+package dev.dvmm.dsm.node;
+
+import java.util.Locale;
+import org.HdrHistogram.Histogram;
+
+/**
+ * One node's DSM counters and fault-service latency histograms. Written under the node's protocol
+ * lock; HdrHistogram records without allocating.
+ */
+public final class DsmStats {
+    long readFaults;
+    long writeFaults;
+    long wpFaults;
+    long remoteFetches;
+    long zeroFills;
+    long upgrades;
+    long invalidationsSent;
+    long invalidationsReceived;
+    long messagesSent;
+    long messagesReceived;
+    long bytesSent;
+    long bytesReceived;
+    long rejectedMessages;
+    final Histogram readLatencyNanos = new Histogram(3_600_000_000_000L, 3);
+    final Histogram writeLatencyNanos = new Histogram(3_600_000_000_000L, 3);
+
+    public long readFaults() { return readFaults; }
+
+    public long writeFaults() { return writeFaults; }
+
+    public long remoteFetches() { return remoteFetches; }
+
+    public long zeroFills() { return zeroFills; }
+
+    public long invalidationsSent() { return invalidationsSent; }
+
+    public long invalidationsReceived() { return invalidationsReceived; }
+
+    public long rejectedMessages() { return rejectedMessages; }
+
+    public Histogram readLatency() { return readLatencyNanos; }
+
+    public Histogram writeLatency() { return writeLatencyNanos; }
+
+    private static String hist(Histogram h) {
+        return String.format(Locale.ROOT, "{\"count\": %d, \"p50_us\": %.1f, \"p99_us\": %.1f, \"max_us\": %.1f}",
+                h.getTotalCount(), h.getValueAtPercentile(50) / 1e3, h.getValueAtPercentile(99) / 1e3, h.getMaxValue() / 1e3);
+    }
+
+    public String toJson(int rank) {
+        return String.format(Locale.ROOT, "{\"rank\": %d, \"read_faults\": %d, \"write_faults\": %d, \"wp_faults\": %d, "
+                + "\"remote_fetches\": %d, \"zero_fills\": %d, \"upgrades\": %d, \"invalidations_sent\": %d, "
+                + "\"invalidations_received\": %d, \"messages_sent\": %d, \"messages_received\": %d, \"bytes_sent\": %d, "
+                + "\"bytes_received\": %d, \"rejected_messages\": %d, \"read_fault_latency\": %s, \"write_fault_latency\": %s}",
+                rank, readFaults, writeFaults, wpFaults, remoteFetches, zeroFills, upgrades, invalidationsSent,
+                invalidationsReceived, messagesSent, messagesReceived, bytesSent, bytesReceived, rejectedMessages,
+                hist(readLatencyNanos), hist(writeLatencyNanos));
+    }
+
+    public String toTable(int rank) {
+        return String.format(Locale.ROOT, "node %d DSM: faults read %d write %d (wp %d), remote fetches %d, zero fills %d, "
+                + "upgrades %d, invalidations sent %d received %d, bytes sent %d received %d, rejected %d%n"
+                + "node %d fault service: read p50 %.1f us p99 %.1f us max %.1f us (%d); write p50 %.1f us p99 %.1f us "
+                + "max %.1f us (%d)", rank, readFaults, writeFaults, wpFaults, remoteFetches, zeroFills, upgrades,
+                invalidationsSent, invalidationsReceived, bytesSent, bytesReceived, rejectedMessages, rank,
+                readLatencyNanos.getValueAtPercentile(50) / 1e3, readLatencyNanos.getValueAtPercentile(99) / 1e3,
+                readLatencyNanos.getMaxValue() / 1e3, readLatencyNanos.getTotalCount(),
+                writeLatencyNanos.getValueAtPercentile(50) / 1e3, writeLatencyNanos.getValueAtPercentile(99) / 1e3,
+                writeLatencyNanos.getMaxValue() / 1e3, writeLatencyNanos.getTotalCount());
+    }
+}

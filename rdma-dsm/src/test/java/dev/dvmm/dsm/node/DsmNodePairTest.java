@@ -1,0 +1,178 @@
+package dev.dvmm.dsm.node;
+
+import dev.dvmm.bindings.Posix;
+import dev.dvmm.bindings.abi.PosixConstants;
+import dev.dvmm.dsm.fault.DsmPages;
+import dev.dvmm.dsm.fault.FaultServiceException;
+import dev.dvmm.dsm.fault.Userfaultfd;
+import dev.dvmm.dsm.protocol.MessageType;
+import dev.dvmm.dsm.protocol.ProtocolConfig;
+import dev.dvmm.dsm.transport.Endpoint;
+import dev.dvmm.dsm.transport.OutboundMessage;
+import dev.dvmm.dsm.transport.PeerListener;
+import dev.dvmm.dsm.transport.TcpTransport;
+import dev.dvmm.dsm.transport.TcpTransportConfig;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Two DSM nodes in one JVM, each with its own memfd guest memory, userfaultfd and TCP transport: JVM
+ * threads reading and writing through the guest mappings (what device models doing DMA do) see one
+ * coherent memory.
+ */
+class DsmNodePairTest {
+    private static final int PAGES = 64;
+    private final List<AutoCloseable> closers = new ArrayList<>();
+    private final MemorySegment[] guest = new MemorySegment[2];
+    private final DsmNode[] nodes = new DsmNode[2];
+    private final TcpTransport[] transports = new TcpTransport[2];
+
+    @BeforeEach
+    void setUp() throws Exception {
+        try {
+            Userfaultfd.supportedFeatures();
+        } catch (FaultServiceException e) {
+            System.out.println("SKIPPED: " + e.getMessage());
+            assumeTrue(false, e.getMessage());
+        }
+        byte[] secret = "pair-test-secret-0123456789abcdef".getBytes();
+        Posix px = Posix.current();
+        long len = PAGES * DsmPages.PAGE_SIZE;
+        int rw = PosixConstants.PROT_READ | PosixConstants.PROT_WRITE;
+        for (int r = 0; r < 2; r++) {
+            int fd = Posix.check(px.memfdCreate("pair-" + r, PosixConstants.MFD_CLOEXEC), "memfd");
+            Posix.check(px.ftruncate(fd, len), "ftruncate");
+            guest[r] = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, fd, 0, "guest");
+            MemorySegment alias = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, fd, 0, "alias");
+            transports[r] = new TcpTransport(TcpTransportConfig.loopback(r, 2, secret));
+            nodes[r] = new DsmNode(transports[r], new ProtocolConfig(2, PAGES, 1, 0, 1024), fd, guest[r], alias);
+            final MemorySegment g = guest[r];
+            closers.add(() -> {
+                px.munmap(g);
+                px.munmap(alias);
+                px.close(fd);
+            });
+        }
+        List<Endpoint> cluster = List.of(transports[0].localEndpoint(), transports[1].localEndpoint());
+        for (int r = 0; r < 2; r++) {
+            transports[r].start(cluster, nodes[r]::onMessage, PeerListener.NONE);
+        }
+        for (int r = 0; r < 2; r++) {
+            transports[r].awaitConnected(Duration.ofSeconds(10));
+            nodes[r].start();
+        }
+    }
+
+    @AfterEach
+    void tearDown() throws Exception {
+        for (int r = 0; r < 2; r++) {
+            if (nodes[r] != null) {
+                assertNull(nodes[r].failure(), "node " + r + " failed");
+                nodes[r].close();
+            }
+            if (transports[r] != null) {
+                transports[r].close();
+            }
+        }
+        for (AutoCloseable c : closers) {
+            c.close();
+        }
+    }
+
+    /** Runs {@code body} on a fresh platform thread (the test thread must not block on a fault forever). */
+    private static void onThread(Runnable body) throws InterruptedException {
+        Thread t = Thread.ofPlatform().start(body);
+        t.join(20_000);
+        assertTrue(!t.isAlive(), "a thread touching guest memory never resumed");
+    }
+
+    @Test
+    void writesOnOneNodeAreReadOnTheOtherAndBack() {
+        assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
+            long[] seen = new long[4];
+            onThread(() -> guest[0].set(ValueLayout.JAVA_LONG, 5 * 4096 + 16, 0xA11CEL));
+            onThread(() -> seen[0] = guest[1].get(ValueLayout.JAVA_LONG, 5 * 4096 + 16));
+            assertEquals(0xA11CEL, seen[0], "node 1 reads what node 0 wrote");
+            onThread(() -> guest[1].set(ValueLayout.JAVA_LONG, 5 * 4096 + 16, 0xB0BL));
+            onThread(() -> seen[1] = guest[0].get(ValueLayout.JAVA_LONG, 5 * 4096 + 16));
+            assertEquals(0xB0BL, seen[1], "node 0 reads node 1's later write, not its stale copy");
+            onThread(() -> seen[2] = guest[1].get(ValueLayout.JAVA_LONG, 9 * 4096));
+            assertEquals(0, seen[2], "a never-written page reads as zeros");
+            assertTrue(nodes[0].stats().invalidationsReceived() + nodes[1].stats().invalidationsReceived() >= 1,
+                    "the stale copy was invalidated");
+            assertTrue(nodes[1].stats().zeroFills() >= 1);
+        });
+    }
+
+    @Test
+    void manyPagesWrittenConcurrentlyByBothNodesEndCoherent() {
+        assertTimeoutPreemptively(Duration.ofSeconds(120), () -> {
+            // Each node's thread increments one word in every page, 20 rounds, under no lock: but
+            // rounds alternate through a turn variable in page 0, so the final value is exact.
+            Thread[] t = new Thread[2];
+            for (int r = 0; r < 2; r++) {
+                final int me = r;
+                t[r] = Thread.ofPlatform().start(() -> {
+                    for (int round = 0; round < 20; round++) {
+                        while (guest[me].get(ValueLayout.JAVA_LONG_UNALIGNED, 0) % 2 != me) {
+                            Thread.onSpinWait();
+                        }
+                        for (int p = 1; p < PAGES; p++) {
+                            long off = p * 4096L + 8;
+                            guest[me].set(ValueLayout.JAVA_LONG, off, guest[me].get(ValueLayout.JAVA_LONG, off) + 1);
+                        }
+                        guest[me].set(ValueLayout.JAVA_LONG, 0, guest[me].get(ValueLayout.JAVA_LONG, 0) + 1);
+                    }
+                });
+            }
+            for (Thread x : t) {
+                x.join(100_000);
+                assertTrue(!x.isAlive(), "a writer got stuck");
+            }
+            long[] sums = new long[2];
+            for (int r = 0; r < 2; r++) {
+                final int me = r;
+                onThread(() -> {
+                    for (int p = 1; p < PAGES; p++) {
+                        sums[me] += guest[me].get(ValueLayout.JAVA_LONG, p * 4096L + 8);
+                    }
+                });
+            }
+            assertEquals(40L * (PAGES - 1), sums[0]);
+            assertEquals(40L * (PAGES - 1), sums[1]);
+        });
+    }
+
+    @Test
+    void impossibleProtocolMessagesAreRejectedAndTheNodeKeepsServing() {
+        assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
+            OutboundMessage bad = new OutboundMessage();
+            // A page number out of range, an unknown type and a data message without its page.
+            transports[1].send(0, bad.clear().type((short) MessageType.READ_REQUEST).arg0(PAGES + 7).arg1(1).arg2(0));
+            transports[1].send(0, bad.clear().type((short) 77).arg0(1).arg1(1).arg2(0));
+            transports[1].send(0, bad.clear().type((short) MessageType.DATA_READ).arg0(1).arg1(1).arg2(0));
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (nodes[0].stats().rejectedMessages() < 3 && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            assertEquals(3, nodes[0].stats().rejectedMessages());
+            long[] seen = new long[1];
+            onThread(() -> guest[0].set(ValueLayout.JAVA_LONG, 3 * 4096, 99));
+            onThread(() -> seen[0] = guest[1].get(ValueLayout.JAVA_LONG, 3 * 4096));
+            assertEquals(99, seen[0], "node 0 still serves its pages");
+            assertNull(nodes[0].failure());
+        });
+    }
+}
