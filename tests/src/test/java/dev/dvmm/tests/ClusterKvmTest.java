@@ -1,0 +1,61 @@
+package dev.dvmm.tests;
+
+import dev.dvmm.hv.node.LocalCluster;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Node processes on this machine, each with its own KVM VM and vCPUs, sharing one guest memory through
+ * the DSM over TCP: the guest's results are checked by node 0 through its own guest mapping.
+ */
+@Tag("kvm")
+class ClusterKvmTest {
+    @BeforeEach
+    void needKvmAndUffd() {
+        boolean kvm = Files.isReadable(Path.of("/dev/kvm")) && Files.isWritable(Path.of("/dev/kvm"));
+        if (!kvm) {
+            System.out.println("SKIPPED: /dev/kvm is missing or not accessible");
+        }
+        assumeTrue(kvm, "/dev/kvm is missing or not accessible");
+    }
+
+    @ParameterizedTest(name = "{0} nodes, {1} vCPUs, {2} x {3}")
+    @CsvSource({
+        "2, 2, counters, 300000",
+        "2, 2, pattern, 16384",
+        "2, 2, handoff, 20000",
+        "4, 4, counters, 100000",
+        "4, 4, pattern, 8192",
+        "4, 4, handoff, 5000",
+    })
+    void guestResultsAreExactAcrossNodes(int nodes, int vcpus, String program, long iterations) throws Exception {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        PrintStream out = new PrintStream(buf, true, StandardCharsets.UTF_8);
+        Path stats = Files.createTempFile("dvmm-cluster-stats", ".json");
+        int rc = LocalCluster.run(nodes, List.of("--cpus", Integer.toString(vcpus), "--memory", "64M", "--program", program,
+                "--iterations", Long.toString(iterations), "--timeout", "240"), Duration.ofSeconds(240), stats, out);
+        String text = buf.toString(StandardCharsets.UTF_8);
+        System.out.println(text);
+        assertEquals(0, rc, text);
+        assertTrue(text.contains("[node 0] cluster result (" + nodes + " nodes, " + vcpus + " vCPUs, " + program + ")"), text);
+        assertTrue(text.contains(": ok"), text);
+        String json = Files.readString(stats);
+        for (int r = 0; r < nodes; r++) {
+            assertTrue(json.contains("\"rank\": " + r), "stats of node " + r + " in " + json);
+        }
+        Files.deleteIfExists(stats);
+    }
+}
