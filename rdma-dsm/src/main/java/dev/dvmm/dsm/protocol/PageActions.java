@@ -1,0 +1,25 @@
+package dev.dvmm.dsm.protocol;
+
+/**
+ * What the engine asks of the node's memory (userfaultfd and memfd in the runtime). Every call completes before it
+ * returns; none may call back into the engine.
+ */
+public interface PageActions {
+    /** Map a zero page (the page was never written anywhere); read-only unless {@code writable}. */
+    void installZero(int page, boolean writable);
+
+    /** Map the 4 KiB carried by the message being handled right now; read-only unless {@code writable}. */
+    void installFromMessage(int page, boolean writable);
+
+    /** A read-only copy becomes writable (clear write protection). */
+    void makeWritable(int page);
+
+    /** A writable copy becomes read-only (set write protection). */
+    void makeReadOnly(int page);
+
+    /** Drop the local copy (punch a hole) so the next access faults. */
+    void invalidate(int page);
+
+    /** The fault on {@code page} is resolved: wake the vCPUs waiting on it (they retry the access). */
+    void faultResolved(int page);
+}
