@@ -281,6 +281,18 @@ class ProtocolEngineTest {
     }
 
     @Test
+    void aHugeHoldTimeDoesNotWrapTheTimerDeadlineIntoThePast() {
+        Recorder out = new Recorder();
+        ProtocolEngine owner = engine(config(2, 1, Long.MAX_VALUE, 4), 1, out);
+        owner.onLocalFault(0, true, 0);
+        owner.onMessage(0, MessageType.GRANT_WRITE_ZERO, 0, 1, 1, 100);
+        owner.onMessage(0, MessageType.FORWARD_WRITE, 0, 0, 1, 200);
+        assertEquals(MessageType.FORWARD_WRITE, owner.deferredType(0));
+        assertEquals(Long.MAX_VALUE, owner.nextDeadline());
+        assertFalse(owner.retryDeferred(0, Long.MAX_VALUE - 1));
+    }
+
+    @Test
     void aZeroHoldTimeNeverDefers() {
         Recorder out = new Recorder();
         ProtocolEngine owner = engine(config(2, 1, 0, 4), 1, out);

@@ -11,22 +11,23 @@ import java.util.List;
  * encoding. Breadth-first order makes a reported counterexample a shortest one.
  */
 final class StateSpaceChecker {
-    record Result(CoherenceModel.Spec spec, long states, long transitions, int depth, long millis, String violation,
-                  String trace) {
+    record Result(CoherenceModel.Spec spec, long states, long transitions, long endStates, int depth, long millis,
+                  String violation, String trace) {
         String summary() {
-            return spec + ": " + states + " states, " + transitions + " transitions, depth " + depth + ", "
-                + millis + " ms" + (violation == null ? ", no violation" : ", VIOLATION " + violation);
+            return spec + ": " + states + " states, " + transitions + " transitions, " + endStates
+                + " quiescent end states, depth " + depth + ", " + millis + " ms"
+                + (violation == null ? ", no violation" : ", VIOLATION " + violation);
         }
     }
 
     private StateSpaceChecker() {
     }
 
-    /** Manual runs: {@code nodes pages opsPerNode holdNanos [mutations]}; prints the summary and any trace. */
+    /** Manual runs: {@code nodes pages opsPerNode holdNanos [mutations [progress]]}; prints the summary and any trace. */
     public static void main(String[] args) {
         CoherenceModel.Spec spec = new CoherenceModel.Spec(Integer.parseInt(args[0]), Integer.parseInt(args[1]),
             Integer.parseInt(args[2]), Long.parseLong(args[3]), args.length > 4 ? Integer.parseInt(args[4]) : 0);
-        Result result = check(spec);
+        Result result = check(spec, args.length > 5 && Boolean.parseBoolean(args[5]));
         System.out.println(result.summary());
         if (result.trace() != null) {
             System.out.println(result.trace());
@@ -34,11 +35,23 @@ final class StateSpaceChecker {
     }
 
     static Result check(CoherenceModel.Spec spec) {
+        return check(spec, false);
+    }
+
+    /**
+     * Explores {@code spec}. With {@code progress}, also keeps the state graph and checks that from every reachable
+     * state some quiescent end state is still reachable (no livelock trap); that costs 8 bytes per transition.
+     */
+    static Result check(CoherenceModel.Spec spec, boolean progress) {
         long start = System.nanoTime();
         CoherenceModel model = new CoherenceModel(spec);
         byte[] initial = model.initialState();
-        FingerprintSet visited = new FingerprintSet(1 << 16);
-        visited.add(model.encode().fingerprint());
+        FingerprintMap visited = new FingerprintMap(1 << 16);
+        visited.putIfAbsent(model.encode().fingerprint(), 0);
+        int[] edgeFrom = new int[progress ? 1 << 16 : 0];
+        int[] edgeTo = new int[edgeFrom.length];
+        int edges = 0;
+        boolean[] isEnd = new boolean[progress ? 1 << 16 : 0];
         int[] parent = new int[1 << 16];
         int[] via = new int[1 << 16];
         int ids = 1;
@@ -47,6 +60,7 @@ final class StateSpaceChecker {
         frontier.add(0, 0, model.encode());
         int[] enabled = new int[model.maxTransitions()];
         long transitions = 0;
+        long endStates = 0;
         int depth = 0;
         boolean hold = spec.holdNanos() > 0;
         while (!frontier.isEmpty()) {
@@ -62,7 +76,14 @@ final class StateSpaceChecker {
                 String stuck = model.checkQuiescent();
                 if (stuck != null) {
                     return failure(spec, model, initial, parent, via, currentId, -1, stuck, visited.size(),
-                        transitions, depth, start);
+                        transitions, endStates, depth, start);
+                }
+                endStates++;
+                if (progress) {
+                    if (currentId >= isEnd.length) {
+                        isEnd = Arrays.copyOf(isEnd, Math.max(isEnd.length * 2, currentId + 1));
+                    }
+                    isEnd[currentId] = true;
                 }
             }
             boolean fresh = true;
@@ -82,10 +103,20 @@ final class StateSpaceChecker {
                     transitions++;
                     if (violation != null) {
                         return failure(spec, model, initial, parent, via, currentId, code, violation,
-                            visited.size(), transitions, depth + 1, start);
+                            visited.size(), transitions, endStates, depth + 1, start);
                     }
                     StateWriter successor = model.encode();
-                    if (visited.add(successor.fingerprint())) {
+                    int known = visited.putIfAbsent(successor.fingerprint(), ids);
+                    if (progress) {
+                        if (edges == edgeFrom.length) {
+                            edgeFrom = Arrays.copyOf(edgeFrom, edges * 2);
+                            edgeTo = Arrays.copyOf(edgeTo, edges * 2);
+                        }
+                        edgeFrom[edges] = currentId;
+                        edgeTo[edges] = known == -1 ? ids : known;
+                        edges++;
+                    }
+                    if (known == -1) {
                         if (ids == parent.length) {
                             parent = Arrays.copyOf(parent, ids * 2);
                             via = Arrays.copyOf(via, ids * 2);
@@ -102,13 +133,62 @@ final class StateSpaceChecker {
                 }
             }
         }
-        return new Result(spec, visited.size(), transitions, depth, (System.nanoTime() - start) / 1_000_000, null,
-            null);
+        if (progress) {
+            int trapped = firstStateThatCannotFinish(ids, edgeFrom, edgeTo, edges, isEnd);
+            if (trapped != -1) {
+                return failure(spec, model, initial, parent, via, trapped, -1,
+                    "livelock: from this state no run can complete all ops", visited.size(), transitions, endStates,
+                    depth, start);
+            }
+        }
+        return new Result(spec, visited.size(), transitions, endStates, depth,
+            (System.nanoTime() - start) / 1_000_000, null, null);
+    }
+
+    /** Backward search from the end states over the reversed graph; returns the lowest id not reached, or -1. */
+    static int firstStateThatCannotFinish(int states, int[] from, int[] to, int edges, boolean[] isEnd) {
+        int[] firstIn = new int[states + 1];
+        for (int e = 0; e < edges; e++) {
+            firstIn[to[e] + 1]++;
+        }
+        for (int s = 0; s < states; s++) {
+            firstIn[s + 1] += firstIn[s];
+        }
+        int[] predecessors = new int[edges];
+        int[] fill = Arrays.copyOf(firstIn, states);
+        for (int e = 0; e < edges; e++) {
+            predecessors[fill[to[e]]++] = from[e];
+        }
+        boolean[] canFinish = new boolean[states];
+        int[] stack = new int[states];
+        int top = 0;
+        for (int s = 0; s < states && s < isEnd.length; s++) {
+            if (isEnd[s]) {
+                canFinish[s] = true;
+                stack[top++] = s;
+            }
+        }
+        while (top > 0) {
+            int s = stack[--top];
+            for (int i = firstIn[s]; i < firstIn[s + 1]; i++) {
+                int p = predecessors[i];
+                if (!canFinish[p]) {
+                    canFinish[p] = true;
+                    stack[top++] = p;
+                }
+            }
+        }
+        for (int s = 0; s < states; s++) {
+            if (!canFinish[s]) {
+                return s;
+            }
+        }
+        return -1;
     }
 
     private static Result failure(CoherenceModel.Spec spec, CoherenceModel model, byte[] initial, int[] parent,
                                   int[] via, int id, int lastCode, String violation, long states, long transitions,
-                                  int depth, long start) {
+                                  long endStates, int depth, long start) {
         List<Integer> codes = new ArrayList<>();
         if (lastCode != -1) {
             codes.add(lastCode);
@@ -127,7 +207,7 @@ final class StateSpaceChecker {
             }
         }
         trace.append("VIOLATION: ").append(violation).append("\nfinal state:\n").append(model.dump());
-        return new Result(spec, states, transitions, depth, (System.nanoTime() - start) / 1_000_000, violation,
-            trace.toString());
+        return new Result(spec, states, transitions, endStates, depth, (System.nanoTime() - start) / 1_000_000,
+            violation, trace.toString());
     }
 }
