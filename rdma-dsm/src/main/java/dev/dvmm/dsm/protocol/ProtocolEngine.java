@@ -1,5 +1,7 @@
 package dev.dvmm.dsm.protocol;
 
+import java.util.Arrays;
+
 /**
  * One node's side of the home-based single-writer / multiple-reader page coherence protocol (rdma-dsm/PROTOCOL.md):
  * the directory entries of the pages homed here and the local state of every page.
@@ -127,10 +129,10 @@ public final class ProtocolEngine {
         requested = new long[count];
         queueHead = new int[count];
         queueTail = new int[count];
-        java.util.Arrays.fill(dirOwner, -1);
-        java.util.Arrays.fill(txnRequester, -1);
-        java.util.Arrays.fill(queueHead, -1);
-        java.util.Arrays.fill(queueTail, -1);
+        Arrays.fill(dirOwner, -1);
+        Arrays.fill(txnRequester, -1);
+        Arrays.fill(queueHead, -1);
+        Arrays.fill(queueTail, -1);
 
         int capacity = config.requestQueueCapacity();
         slotRequester = new int[capacity];
@@ -265,7 +267,9 @@ public final class ProtocolEngine {
     public long nextDeadline() {
         long earliest = Long.MAX_VALUE;
         for (int page = deferredHead; page != -1; page = deferredNext[page]) {
-            earliest = Math.min(earliest, acquiredAt[page] + holdNanos);
+            long deadline = acquiredAt[page] + holdNanos;
+            // A huge hold must not wrap into the past, or the runtime would spin on the timer.
+            earliest = Math.min(earliest, deadline < acquiredAt[page] ? Long.MAX_VALUE : deadline);
         }
         return earliest;
     }
