@@ -6,6 +6,7 @@ import dev.dvmm.dsm.fault.Userfaultfd;
 import dev.dvmm.dsm.protocol.MessageType;
 import dev.dvmm.dsm.protocol.Outbox;
 import dev.dvmm.dsm.protocol.PageActions;
+import dev.dvmm.dsm.protocol.PageState;
 import dev.dvmm.dsm.protocol.ProtocolConfig;
 import dev.dvmm.dsm.protocol.ProtocolEngine;
 import dev.dvmm.dsm.protocol.ProtocolException;
@@ -59,6 +60,10 @@ public final class DsmNode implements AutoCloseable {
     private volatile ControlHandler control;
     private volatile Throwable failure;
 
+    // Pages write-protected for a send during the current engine call (see sendWithPage).
+    private final int[] frozen = new int[64];
+    private int frozenCount;
+
     // The message being handled (only valid inside onMessage, under the lock).
     private MemorySegment currentPayload;
     private long currentPayloadOffset;
@@ -87,6 +92,13 @@ public final class DsmNode implements AutoCloseable {
     public DsmStats stats() { return stats; }
 
     public ProtocolEngine engine() { return engine; }
+
+    /** Installs that found the page already present (UFFDIO_COPY/ZEROPAGE EEXIST). */
+    public long installRaces() {
+        synchronized (lock) {
+            return pages.eexistCount();
+        }
+    }
 
     /** First failure of a DSM thread, or null; a failed node cannot serve its pages any more. */
     public Throwable failure() { return failure; }
@@ -118,6 +130,7 @@ public final class DsmNode implements AutoCloseable {
                     stats.readFaults++;
                 }
                 engine.onLocalFault(p, write, System.nanoTime());
+                thawFrozen();
             } catch (RuntimeException e) {
                 fail(e);
             }
@@ -151,7 +164,9 @@ public final class DsmNode implements AutoCloseable {
             currentPayloadOffset = m.payloadOffset();
             try {
                 engine.onMessage(m.peer(), type, toInt(m.arg0()), toInt(m.arg1()), toInt(m.arg2()), System.nanoTime());
+                thawFrozen();
             } catch (ProtocolException e) {
+                frozenCount = 0;
                 stats.rejectedMessages++;
                 LOG.warn("node {}: rejected message: {}", rank, e.getMessage());
             } catch (RuntimeException e) {
@@ -161,6 +176,16 @@ public final class DsmNode implements AutoCloseable {
             }
         }
         wakeTimer();
+    }
+
+    /** Pages frozen for a send that the engine kept writable (none in the current protocol) get write access back. */
+    private void thawFrozen() {
+        for (int i = 0; i < frozenCount; i++) {
+            if (engine.localState(frozen[i]) == PageState.MODIFIED) {
+                pages.upgrade(frozen[i]);
+            }
+        }
+        frozenCount = 0;
     }
 
     private static int toInt(long v) {
@@ -175,6 +200,7 @@ public final class DsmNode implements AutoCloseable {
                 if (deadline != Long.MAX_VALUE && deadline <= System.nanoTime()) {
                     try {
                         engine.onTimer(System.nanoTime());
+                        thawFrozen();
                     } catch (RuntimeException e) {
                         fail(e);
                     }
@@ -208,6 +234,13 @@ public final class DsmNode implements AutoCloseable {
 
         @Override
         public void sendWithPage(int dstNode, int type, int page, int requester, int version) {
+            if (engine.localState(page) == PageState.MODIFIED) {
+                // The protocol treats "send my copy" as atomic, but a vCPU or device thread on this
+                // node may still be writing the page: freeze it first, or writes made between the copy
+                // and the invalidation that follows are lost. Restored below if the page stays ours.
+                pages.downgrade(page);
+                frozen[frozenCount++] = page;
+            }
             out.clear().type((short) type).arg0(page).arg1(requester).arg2(version)
                     .payload(alias, (long) page << DsmPages.PAGE_SHIFT, (int) DsmPages.PAGE_SIZE);
             stats.bytesSent += DsmPages.PAGE_SIZE;
