@@ -48,6 +48,11 @@ final class LabSwitch implements AutoCloseable {
         return socket;
     }
 
+    /** How many VMs are connected. */
+    synchronized int ports() {
+        return ports.size();
+    }
+
     private void acceptLoop() {
         while (!closed) {
             try {
