@@ -72,6 +72,16 @@ final class LabHost implements AutoCloseable {
         return console;
     }
 
+    /**
+     * panic=-1 with -no-reboot: a guest panic ends QEMU at once instead of hanging. tsc=reliable keeps
+     * the TSC clocksource (vDSO clock reads; the fallback, HPET, is an emulated MMIO read). The rest trims
+     * boot work that is slow under emulation and that the lab does not use (crypto self-tests,
+     * X.509 certificate loading, kprobe tracing, zswap, encrypted keys): 2.6 s -> 1.8 s to init.
+     */
+    static final String KERNEL_COMMAND_LINE = "console=ttyS0 quiet panic=-1 mitigations=off tsc=reliable cryptomgr.notests"
+            + " initcall_blacklist=load_system_certificate_list,init_kprobe_trace,crypto_kdf108_init,init_zswap,"
+            + "init_encrypted";
+
     /** The QEMU command line for this VM. Paths must not contain commas (QEMU's option separator). */
     static List<String> qemuArguments(Path qemu, LabImage.Built image, Layout layout, int cpus, long memoryMiB,
                                       Path switchSocket, int rank) {
@@ -84,8 +94,7 @@ final class LabHost implements AutoCloseable {
                 "-nodefaults", "-no-user-config", "-machine", "pc,accel=tcg", "-cpu", "max",
                 "-smp", Integer.toString(cpus), "-m", memoryMiB + "M", "-display", "none", "-no-reboot",
                 "-kernel", image.kernel().toString(), "-initrd", image.initramfs().toString(),
-                // panic=-1 + -no-reboot: a guest panic ends QEMU at once instead of hanging.
-                "-append", "console=ttyS0 quiet panic=-1 mitigations=off",
+                "-append", KERNEL_COMMAND_LINE,
                 "-chardev", "file,id=con,path=" + layout.console(), "-serial", "chardev:con",
                 "-fsdev", "local,id=root,path=/,readonly=on,security_model=none,multidevs=remap",
                 "-device", "virtio-9p-pci,fsdev=root,mount_tag=dvmm_root",
