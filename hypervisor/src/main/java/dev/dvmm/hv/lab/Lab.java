@@ -100,15 +100,20 @@ public final class Lab {
                     s.flush();
                 }
             }
+            // The host that failed first tells why; the ones the lab stopped because of it do not.
+            LabHost.HostResult failed = null;
             int exit = 0;
             for (LabHost.HostResult r : results) {
-                if (r.failure() != null) {
-                    throw new LabException((o.hosts() > 1 ? "host " + r.rank() + ": " : "") + r.failure()
-                            + " (run directory kept: " + runDir + ")");
+                if (r.failure() != null && (failed == null || failed.failure().equals(stopReason))) {
+                    failed = r;
                 }
-                if (exit == 0 && r.status() != 0) {
+                if (exit == 0 && r.status() != null && r.status() != 0) {
                     exit = r.status();
                 }
+            }
+            if (failed != null) {
+                throw new LabException((o.hosts() > 1 ? "host " + failed.rank() + ": " : "") + failed.failure()
+                        + " (run directory kept: " + runDir + ")");
             }
             success = true;
             return new Report(exit, List.copyOf(results), imageSeconds, cached);

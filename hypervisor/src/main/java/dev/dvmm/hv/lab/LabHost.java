@@ -17,7 +17,6 @@ import java.util.List;
  */
 final class LabHost implements AutoCloseable {
     private final int rank;
-    private final Path runDir;
     private final Path share;
     private final Path console;
     private final Path qemuLog;
@@ -29,6 +28,7 @@ final class LabHost implements AutoCloseable {
     private Process process;
     private volatile Integer status;
     private volatile String failure;
+    private volatile boolean killedByLab;
     private volatile long commandStartNanos;
     private volatile long commandEndNanos;
     private volatile String guestUptimeAtStart;
@@ -44,7 +44,6 @@ final class LabHost implements AutoCloseable {
 
     LabHost(int rank, Path runDir, long labStart, OutputStream out, OutputStream err) {
         this.rank = rank;
-        this.runDir = runDir;
         this.labStart = labStart;
         Layout layout = Layout.of(runDir, rank);
         this.share = layout.share();
@@ -150,8 +149,12 @@ final class LabHost implements AutoCloseable {
         return !process.isAlive() && status == null && statusFile() == null;
     }
 
+    /** Stops the VM if it still runs; its result then gives the lab's reason for stopping it. */
     void kill() {
-        process.destroyForcibly();
+        if (process.isAlive()) {
+            killedByLab = true;
+            process.destroyForcibly();
+        }
     }
 
     /**
@@ -171,7 +174,7 @@ final class LabHost implements AutoCloseable {
         String why = null;
         if (failure != null) {
             why = "guest init failed: " + failure;
-        } else if (rc == null && stopReason != null) {
+        } else if (rc == null && killedByLab && stopReason != null) {
             why = stopReason;
         } else if (rc == null) {
             why = !control.connected() ? "QEMU ended before the guest started (exit status " + process.exitValue()
@@ -194,15 +197,20 @@ final class LabHost implements AutoCloseable {
         }
     }
 
-    private static String lastLine(Path file) {
+    /** The line of a log that best says what went wrong: a panic or init failure, else the last line. */
+    static String lastLine(Path file) {
         try {
             List<String> lines = Files.readAllLines(file, StandardCharsets.ISO_8859_1);
-            for (int i = lines.size() - 1; i >= 0; i--) {
-                if (!lines.get(i).isBlank()) {
-                    return lines.get(i).strip() + " (see " + file + ")";
+            String last = null;
+            for (String l : lines) {
+                if (l.contains("Kernel panic") || l.contains("dvmm-lab: FAILED")) {
+                    return l.strip() + " (see " + file + ")";
+                }
+                if (!l.isBlank()) {
+                    last = l;
                 }
             }
-            return "nothing in " + file;
+            return last != null ? last.strip() + " (see " + file + ")" : "nothing in " + file;
         } catch (IOException e) {
             return "no " + file;
         }
@@ -216,10 +224,6 @@ final class LabHost implements AutoCloseable {
         control.close();
         stdout.close();
         stderr.close();
-    }
-
-    Path runDir() {
-        return runDir;
     }
 
     /** What one host did. {@code status} is null when it failed for a lab reason given in {@code failure}. */

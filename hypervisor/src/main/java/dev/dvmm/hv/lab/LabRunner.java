@@ -53,7 +53,7 @@ public final class LabRunner {
 
     /**
      * Why the lab cannot run on this machine, or null if it can: it needs Linux on x86-64, and
-     * either QEMU on the PATH or root to install it.
+     * either QEMU on the PATH or root to install it, and memory for one VM.
      */
     public static String unavailableReason() {
         if (!System.getProperty("os.name").equals("Linux") || !System.getProperty("os.arch").equals("amd64")) {
@@ -61,6 +61,10 @@ public final class LabRunner {
         }
         if (QemuBinary.onPath(QemuBinary.NAME) == null && !"root".equals(System.getProperty("user.name"))) {
             return QemuBinary.NAME + " is not installed and installing it needs root";
+        }
+        long available = Lab.availableMemoryMiB(Path.of("/proc/meminfo"));
+        if (available >= 0 && available < LabOptions.DEFAULT_MEMORY_MIB) {
+            return "less than " + LabOptions.DEFAULT_MEMORY_MIB + " MiB of memory available for a lab VM";
         }
         return null;
     }

@@ -86,6 +86,15 @@ class LabTest {
     }
 
     @Test
+    void consoleSummaryPrefersThePanicLine(@TempDir Path dir) throws IOException {
+        Path log = dir.resolve("console.log");
+        Files.writeString(log, "dvmm-lab: 3.1 init\n[ 6.9] Kernel panic - not syncing: VFS\n[ 7.0] Kernel Offset: disabled\n\n");
+        assertTrue(LabHost.lastLine(log).startsWith("[ 6.9] Kernel panic - not syncing: VFS"), LabHost.lastLine(log));
+        Files.writeString(log, "one\ntwo\n\n");
+        assertTrue(LabHost.lastLine(log).startsWith("two ("), LabHost.lastLine(log));
+    }
+
+    @Test
     void qemuArgumentsForOneHostHaveNoNetwork() {
         var image = new LabImage.Built(Path.of("/c"), Path.of("/c/kernel"), Path.of("/c/initramfs.cpio"), "");
         List<String> a = LabHost.qemuArguments(Path.of("/usr/bin/qemu"), image, LabHost.Layout.of(Path.of("/tmp/r"), 0),
