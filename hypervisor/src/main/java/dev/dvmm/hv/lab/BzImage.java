@@ -7,7 +7,9 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.zip.GZIPInputStream;
 
 /**
@@ -47,7 +49,7 @@ final class BzImage {
         byte[] image = Files.readAllBytes(bzImage);
         Payload p = payload(image);
         Path compressed = out.resolveSibling(out.getFileName() + ".payload");
-        Files.write(compressed, java.util.Arrays.copyOfRange(image, p.offset(), p.offset() + p.length()));
+        Files.write(compressed, Arrays.copyOfRange(image, p.offset(), p.offset() + p.length()));
         try {
             int m0 = image[p.offset()] & 0xff;
             int m1 = image[p.offset() + 1] & 0xff;
@@ -83,7 +85,7 @@ final class BzImage {
             throw new LabException(tool.getFirst() + " is needed to unpack the kernel: " + e.getMessage(), e);
         }
         try {
-            if (!p.waitFor(300, java.util.concurrent.TimeUnit.SECONDS) || p.exitValue() != 0) {
+            if (!p.waitFor(300, TimeUnit.SECONDS) || p.exitValue() != 0) {
                 p.destroyForcibly();
                 throw new LabException(String.join(" ", tool) + " failed to unpack the kernel");
             }
