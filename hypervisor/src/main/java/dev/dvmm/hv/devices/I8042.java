@@ -75,7 +75,9 @@ public final class I8042 {
 
         @Override
         public void write(int vcpu, long offset, int size, long value) {
-            writeData((int) value & 0xff);
+            if (writeData((int) value & 0xff)) {
+                resetListener.reset(); // outside the lock: the listener may stop and wait for vCPUs
+            }
         }
     };
 
@@ -87,7 +89,9 @@ public final class I8042 {
 
         @Override
         public void write(int vcpu, long offset, int size, long value) {
-            writeCommand((int) value & 0xff);
+            if (writeCommand((int) value & 0xff)) {
+                resetListener.reset();
+            }
         }
     };
 
@@ -138,7 +142,9 @@ public final class I8042 {
         return v;
     }
 
-    private synchronized void writeCommand(int cmd) {
+    /** Returns true when the command pulsed the reset line. */
+    private synchronized boolean writeCommand(int cmd) {
+        boolean reset = false;
         lastWriteWasCommand = true;
         pendingCommand = 0;
         switch (cmd) {
@@ -157,14 +163,18 @@ public final class I8042 {
             case 0xd0 -> push(outputPort, false);
             default -> {
                 if (cmd >= 0xf0 && (cmd & 1) == 0) {
-                    pulseReset(); // 0xF0-0xFF pulse the output lines whose bit is 0; bit 0 is CPU reset
+                    reset = true; // 0xF0-0xFF pulse the output lines whose bit is 0; bit 0 is CPU reset
+                    resets++;
                 }
             }
         }
         updateIrqs();
+        return reset;
     }
 
-    private synchronized void writeData(int v) {
+    /** Returns true when the byte pulsed the reset line (through the output port). */
+    private synchronized boolean writeData(int v) {
+        boolean reset = false;
         lastWriteWasCommand = false;
         int cmd = pendingCommand;
         pendingCommand = 0;
@@ -173,7 +183,8 @@ public final class I8042 {
             case 0xd1 -> {
                 outputPort = v;
                 if ((v & 1) == 0) {
-                    pulseReset();
+                    reset = true;
+                    resets++;
                 }
             }
             case 0xd2 -> push(v, false);
@@ -182,6 +193,7 @@ public final class I8042 {
             default -> keyboard(v);
         }
         updateIrqs();
+        return reset;
     }
 
     private void keyboard(int v) {
@@ -208,12 +220,6 @@ public final class I8042 {
         queue[tail] = (byte) v;
         queueAux[tail] = aux;
         count++;
-    }
-
-    private void pulseReset() {
-        resets++;
-        // The listener only records the request; the machine resets outside the vCPU's device call.
-        resetListener.reset();
     }
 
     private void updateIrqs() {

@@ -88,18 +88,20 @@ public final class Pit8254 implements BusDevice {
 
     /** System control port B (0x61) as its own bus device. */
     public BusDevice portB() {
-        return new BusDevice() {
-            @Override
-            public long read(int vcpu, long offset, int size) {
-                return readPortB();
-            }
-
-            @Override
-            public void write(int vcpu, long offset, int size, long value) {
-                writePortB((int) value);
-            }
-        };
+        return portBDevice;
     }
+
+    private final BusDevice portBDevice = new BusDevice() {
+        @Override
+        public long read(int vcpu, long offset, int size) {
+            return readPortB();
+        }
+
+        @Override
+        public void write(int vcpu, long offset, int size, long value) {
+            writePortB((int) value);
+        }
+    };
 
     // ------------------------------------------------------------------ time arithmetic
 
