@@ -433,7 +433,10 @@ public final class Lapic implements BusDevice {
 
     @Override
     public long read(int vcpu, long offset, int size) {
-        int reg = (int) offset & 0xff0;
+        if (offset < 0 || offset >= 0x400) {
+            return 0; // nothing is defined above the divide configuration register
+        }
+        int reg = (int) offset & 0x3f0;
         int v;
         synchronized (this) {
             v = readRegister(reg);

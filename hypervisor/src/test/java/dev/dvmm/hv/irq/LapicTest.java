@@ -70,6 +70,8 @@ class LapicTest {
         assertEquals(2 << 24, r(apics[2], ID));
         assertEquals(0xffff_ffff, r(apics[2], DFR), "flat model after reset");
         assertEquals(0x14, apics[0].read(0, VER, 1), "byte reads see the low byte");
+        assertEquals(0x05, apics[0].read(0, VER + 2, 1), "and the byte at its offset");
+        assertEquals(0, apics[2].read(2, 0x800 + ID, 4), "offsets above 0x3F0 do not alias registers");
     }
 
     @Test
