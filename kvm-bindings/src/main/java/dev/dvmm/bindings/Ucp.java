@@ -89,6 +89,7 @@ public final class Ucp {
     private final MethodHandle openMemstream;
     private final MethodHandle fclose;
     private final MethodHandle free;
+    private final MethodHandle poll;
 
     private Ucp(SymbolLookup ucp, SymbolLookup ucs) {
         configRead = bind(ucp, "ucp_config_read", FunctionDescriptor.of(STATUS, ADDRESS, ADDRESS, ADDRESS));
@@ -134,6 +135,7 @@ public final class Ucp {
         openMemstream = bind(libc, "open_memstream", FunctionDescriptor.of(HANDLE, ADDRESS, ADDRESS));
         fclose = bind(libc, "fclose", FunctionDescriptor.of(JAVA_INT, HANDLE));
         free = bind(libc, "free", FunctionDescriptor.ofVoid(HANDLE));
+        poll = bind(libc, "poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
     }
 
     private static MethodHandle bind(SymbolLookup lookup, String name, FunctionDescriptor descriptor) {
@@ -174,9 +176,27 @@ public final class Ucp {
 
     /** Loads the named libraries (names or paths as {@code dlopen} takes them); for tests and odd installs. */
     public static Ucp load(String ucpLibrary, String ucsLibrary) {
-        SymbolLookup ucp = open(ucpLibrary);
         SymbolLookup ucs = open(ucsLibrary);
+        giveSignalsBackToTheJvm(ucs);
+        SymbolLookup ucp = open(ucpLibrary);
         return new Ucp(ucp, ucs);
+    }
+
+    /**
+     * libucs installs handlers for SEGV, BUS, ILL and FPE when it loads (UCX_ERROR_SIGNALS) to print a
+     * backtrace and abort. HotSpot raises SEGV on purpose (implicit null checks, safepoint polls), so
+     * with UCX's handler in place the first such trap kills the JVM. Hand the signals back.
+     */
+    private static void giveSignalsBackToTheJvm(SymbolLookup ucs) {
+        MethodHandle disable = bind(ucs, "ucs_debug_disable_signal", FunctionDescriptor.ofVoid(JAVA_INT));
+        try {
+            for (int signal : new int[] {UcsConstants.SIGSEGV, UcsConstants.SIGBUS, UcsConstants.SIGILL,
+                UcsConstants.SIGFPE}) {
+                disable.invokeExact(signal);
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
     }
 
     private static SymbolLookup open(String library) {
@@ -400,6 +420,19 @@ public final class Ucp {
     public int workerArm(long worker) {
         try {
             return (byte) workerArm.invokeExact(worker);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Waits up to {@code timeoutMs} for the armed worker's event fd: libc {@code poll} on the caller's
+     * {@code struct pollfd}s. Without errno capture, which would cost a segment per call on this
+     * rarely compiled path; a failed or interrupted wait only means the loop progresses again.
+     */
+    public int waitForEvents(MemorySegment pollFds, int count, int timeoutMs) {
+        try {
+            return (int) poll.invokeExact(pollFds, (long) count, timeoutMs);
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -42,5 +42,9 @@ public final class UcsConstants {
     public static final int UCS_THREAD_MODE_MULTI = 2;
     public static final int UCS_MEMORY_TYPE_HOST = 0;
     public static final int SIZEOF_UCS_STATUS_T = 1;
+    public static final int SIGILL = 4;
+    public static final int SIGBUS = 7;
+    public static final int SIGFPE = 8;
+    public static final int SIGSEGV = 11;
     public static final int SIZEOF_UCS_THREAD_MODE_T = 4;
 }
