@@ -351,6 +351,16 @@ public final class UcxTransport implements Transport {
         return requests.outstanding();
     }
 
+    /** This worker's UCX address (for tests that play a raw UCX peer). */
+    byte[] workerAddress() {
+        return workerAddress.clone();
+    }
+
+    /** The session token this node expects in messages from {@code peer} (for tests). */
+    long inboundToken(int peer) {
+        return peer(peer).inboundToken;
+    }
+
     /** Whether pages move by one-sided RMA reads; not yet (see the class comment). */
     public boolean usesRma() {
         return false;
