@@ -491,7 +491,7 @@ public final class UcxTransport implements Transport {
             requests.abandon(id);
             throw e;
         }
-        requests.await(id);
+        requests.await(id, config.requestSpinNanos());
     }
 
     @Override

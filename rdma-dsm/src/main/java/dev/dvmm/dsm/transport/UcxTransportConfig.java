@@ -25,12 +25,15 @@ import java.util.Arrays;
  *                             finding none free waits, the progress thread allocates an extra one
  * @param spinNanos            how long the progress thread keeps polling after its last event before
  *                             it arms the worker and sleeps on its event fd
+ * @param requestSpinNanos     how long a thread blocked in {@code request} polls for its reply before
+ *                             it parks (0: park at once); worth it only with a core to spare
  * @param ucpLibrary           the libucp to load (a name or a path, as dlopen takes it)
  * @param ucsLibrary           the libucs to load
  */
 public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byte[] clusterSecret, int maxPayload,
                                  Duration handshakeTimeout, Duration connectRetryInterval, int requestSlots,
-                                 int inlinePayloadBytes, int sendBuffers, long spinNanos, String ucpLibrary,
+                                 int inlinePayloadBytes, int sendBuffers, long spinNanos, long requestSpinNanos,
+                                 String ucpLibrary,
                                  String ucsLibrary) {
 
     public static final int DEFAULT_MAX_PAYLOAD = 1 << 20;
@@ -69,7 +72,7 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
         if (sendBuffers < 1 || sendBuffers > 1 << 16) {
             throw new IllegalArgumentException("send buffers " + sendBuffers + " is outside 1..65536");
         }
-        if (spinNanos < 0) {
+        if (spinNanos < 0 || requestSpinNanos < 0) {
             throw new IllegalArgumentException("spin time must not be negative");
         }
         if (ucpLibrary == null || ucpLibrary.isBlank() || ucsLibrary == null || ucsLibrary.isBlank()) {
@@ -86,7 +89,7 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
     /** Defaults: 1 MiB max payload, 5 s handshake steps, 4096 request slots, 128 send buffers, 50 us spin. */
     public static UcxTransportConfig of(int rank, int clusterSize, Endpoint listen, byte[] clusterSecret) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, DEFAULT_MAX_PAYLOAD,
-                Duration.ofSeconds(5), Duration.ofMillis(50), 4096, DEFAULT_INLINE_PAYLOAD, 128, DEFAULT_SPIN_NANOS,
+                Duration.ofSeconds(5), Duration.ofMillis(50), 4096, DEFAULT_INLINE_PAYLOAD, 128, DEFAULT_SPIN_NANOS, 0,
                 Ucp.UCP_LIBRARY, Ucp.UCS_LIBRARY);
     }
 
@@ -102,27 +105,33 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
 
     public UcxTransportConfig withMaxPayload(int bytes) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, bytes, handshakeTimeout,
-                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, spinNanos, ucpLibrary, ucsLibrary);
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, spinNanos, requestSpinNanos, ucpLibrary, ucsLibrary);
     }
 
     public UcxTransportConfig withInlinePayloadBytes(int bytes) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, handshakeTimeout,
-                connectRetryInterval, requestSlots, bytes, sendBuffers, spinNanos, ucpLibrary, ucsLibrary);
+                connectRetryInterval, requestSlots, bytes, sendBuffers, spinNanos, requestSpinNanos, ucpLibrary, ucsLibrary);
     }
 
     public UcxTransportConfig withSpinNanos(long nanos) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, handshakeTimeout,
-                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, nanos, ucpLibrary, ucsLibrary);
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, nanos, requestSpinNanos, ucpLibrary, ucsLibrary);
+    }
+
+    public UcxTransportConfig withRequestSpinNanos(long nanos) {
+        return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, handshakeTimeout,
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, spinNanos, nanos, ucpLibrary,
+                ucsLibrary);
     }
 
     public UcxTransportConfig withHandshakeTimeout(Duration timeout) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, timeout,
-                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, spinNanos, ucpLibrary, ucsLibrary);
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, spinNanos, requestSpinNanos, ucpLibrary, ucsLibrary);
     }
 
     public UcxTransportConfig withLibraries(String ucp, String ucs) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, handshakeTimeout,
-                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, spinNanos, ucp, ucs);
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, spinNanos, requestSpinNanos, ucp, ucs);
     }
 
     @Override
@@ -132,7 +141,7 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
                 && maxPayload == o.maxPayload && handshakeTimeout.equals(o.handshakeTimeout)
                 && connectRetryInterval.equals(o.connectRetryInterval) && requestSlots == o.requestSlots
                 && inlinePayloadBytes == o.inlinePayloadBytes && sendBuffers == o.sendBuffers
-                && spinNanos == o.spinNanos && ucpLibrary.equals(o.ucpLibrary) && ucsLibrary.equals(o.ucsLibrary);
+                && spinNanos == o.spinNanos && requestSpinNanos == o.requestSpinNanos && ucpLibrary.equals(o.ucpLibrary) && ucsLibrary.equals(o.ucsLibrary);
     }
 
     @Override
