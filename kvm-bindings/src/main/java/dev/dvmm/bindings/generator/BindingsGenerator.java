@@ -13,18 +13,20 @@ import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Generates the Java ABI classes of {@code dev.dvmm.bindings.abi} with the C compiler as the oracle.
+ * Generates Java ABI classes with the C compiler as the oracle.
  *
- * <p>It reads {@code spec/bindings.spec}, writes a C probe that prints {@code sizeof}, {@code offsetof},
- * constants and ioctl numbers from the installed headers, compiles and runs it with gcc, and emits one
- * Java class per struct, constant group and ioctl group. Nothing is typed in by hand: every number in
- * the output comes from the probe. {@code BindingsMatchCompilerTest} reruns this and compares.
+ * <p>It reads a spec ({@code spec/bindings.spec} for the kernel and libc, {@code spec/ucx.spec} for
+ * UCX), writes a C probe that prints {@code sizeof}, {@code offsetof}, constants and ioctl numbers from
+ * the installed headers, compiles and runs it with gcc, and emits one Java class per struct, constant
+ * group and ioctl group into the spec's package ({@code package} directive, default
+ * {@value #PACKAGE}). Nothing is typed in by hand: every number in the output comes from the probe.
+ * {@code BindingsMatchCompilerTest} and {@code UcxBindingsMatchCompilerTest} rerun this and compare.
  *
  * <p>Usage: {@code BindingsGenerator <spec file> <java source root>}.
  */
 public final class BindingsGenerator {
 
-    /** Package of the generated classes. */
+    /** Package of the generated classes when a spec names none. */
     public static final String PACKAGE = "dev.dvmm.bindings.abi";
 
     public enum IoctlDir { IO, IOR, IOW, IOWR }
@@ -40,7 +42,8 @@ public final class BindingsGenerator {
         String cType() { return cName.endsWith("_t") ? cName : "struct " + cName; }
     }
 
-    public record ConstSpec(String name, boolean forceLong) {}
+    /** A constant: {@code expression} is the C text the probe evaluates, by default the name itself. */
+    public record ConstSpec(String name, boolean forceLong, String expression) {}
 
     public record ConstGroup(String javaName, List<ConstSpec> constants) {}
 
@@ -48,8 +51,19 @@ public final class BindingsGenerator {
 
     public record IoctlGroup(String javaName, List<IoctlSpec> ioctls) {}
 
-    public record Spec(List<String> includes, List<StructSpec> structs, List<ConstGroup> constants,
-                       List<IoctlGroup> ioctls) {}
+    /**
+     * A parsed spec. {@code versionLabel} and {@code versionParts} say how the probe stamps the header
+     * version ({@code version} directive); without one it prints the Linux uapi version.
+     */
+    public record Spec(String fileName, String packageName, String versionLabel, List<String> versionParts,
+                       List<String> includes, List<StructSpec> structs, List<ConstGroup> constants,
+                       List<IoctlGroup> ioctls) {
+
+        /** Directory of the generated classes below the source root. */
+        public String packageDirectory() {
+            return packageName.replace('.', '/');
+        }
+    }
 
     /** What the probe printed. */
     public record Probe(String headerVersion, String compiler,
@@ -81,6 +95,9 @@ public final class BindingsGenerator {
     // ------------------------------------------------------------------ spec parsing
 
     public static Spec parse(Path file) throws IOException {
+        String packageName = PACKAGE;
+        String versionLabel = null;
+        List<String> versionParts = List.of();
         List<String> includes = new ArrayList<>();
         List<StructSpec> structs = new ArrayList<>();
         List<ConstGroup> consts = new ArrayList<>();
@@ -101,6 +118,15 @@ public final class BindingsGenerator {
             if (section == null) {
                 switch (t[0]) {
                     case "include" -> includes.add(t[1]);
+                    case "package" -> packageName = t[1];
+                    case "version" -> {
+                        // version <label> <c expression>... : the probe prints the values joined by dots.
+                        if (t.length < 3) {
+                            throw new IllegalArgumentException(where + "version needs a label and an expression");
+                        }
+                        versionLabel = t[1].replace('_', ' ');
+                        versionParts = List.of(t).subList(2, t.length);
+                    }
                     case "struct", "constants", "ioctls" -> {
                         section = t[0];
                         head = t;
@@ -133,7 +159,14 @@ public final class BindingsGenerator {
                     }
                     body.add(new Field(t[0], type, count));
                 }
-                case "constants" -> body.add(new ConstSpec(t[0], t.length > 1 && t[1].equals("long")));
+                case "constants" -> {
+                    // NAME [long]   or   JavaName = c expression (for sizeof and function-like macros)
+                    if (t.length > 2 && t[1].equals("=")) {
+                        body.add(new ConstSpec(t[0], false, line.substring(line.indexOf('=') + 1).strip()));
+                    } else {
+                        body.add(new ConstSpec(t[0], t.length > 1 && t[1].equals("long"), t[0]));
+                    }
+                }
                 default -> {
                     String arg = t.length > 4 ? String.join(" ", List.of(t).subList(4, t.length)) : null;
                     body.add(new IoctlSpec(t[0], IoctlDir.valueOf(t[1]), Integer.decode(t[2]),
@@ -144,7 +177,8 @@ public final class BindingsGenerator {
         if (section != null) {
             throw new IllegalArgumentException(file + ": section '" + section + "' not closed with 'end'");
         }
-        return new Spec(includes, structs, consts, ioctls);
+        return new Spec(file.getFileName().toString(), packageName, versionLabel, versionParts, includes, structs,
+                consts, ioctls);
     }
 
     @SuppressWarnings("unchecked")
@@ -173,8 +207,17 @@ public final class BindingsGenerator {
         }
         c.append("#include <stddef.h>\n#include <stdio.h>\n");
         c.append("int main(void) {\n");
-        c.append("  printf(\"V %d.%d.%d\\n\", LINUX_VERSION_CODE >> 16, (LINUX_VERSION_CODE >> 8) & 255,"
-                + " LINUX_VERSION_CODE & 255);\n");
+        if (spec.versionLabel() == null) {
+            c.append("  printf(\"V %d.%d.%d\\n\", LINUX_VERSION_CODE >> 16, (LINUX_VERSION_CODE >> 8) & 255,"
+                    + " LINUX_VERSION_CODE & 255);\n");
+        } else {
+            c.append("  printf(\"V ").append(String.join(".", spec.versionParts().stream().map(x -> "%lld").toList()))
+                    .append("\\n\"");
+            for (String part : spec.versionParts()) {
+                c.append(", (long long)(").append(part).append(')');
+            }
+            c.append(");\n");
+        }
         c.append("  printf(\"G gcc %d.%d.%d\\n\", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);\n");
         for (StructSpec s : spec.structs()) {
             String ct = s.cType();
@@ -190,7 +233,7 @@ public final class BindingsGenerator {
         for (ConstGroup g : spec.constants()) {
             for (ConstSpec k : g.constants()) {
                 c.append("  printf(\"C ").append(k.name()).append(" %lld\\n\", (long long)(")
-                        .append(k.name()).append("));\n");
+                        .append(k.expression()).append("));\n");
             }
         }
         for (IoctlGroup g : spec.ioctls()) {
@@ -272,28 +315,30 @@ public final class BindingsGenerator {
     /** Returns relative path -> Java source for every generated class. */
     public static Map<String, String> generate(Spec spec, Probe probe) {
         Map<String, String> out = new TreeMap<>();
-        String dir = PACKAGE.replace('.', '/') + "/";
+        String dir = spec.packageDirectory() + "/";
         for (StructSpec s : spec.structs()) {
-            out.put(dir + s.javaName() + ".java", emitStruct(s, probe));
+            out.put(dir + s.javaName() + ".java", emitStruct(spec, s, probe));
         }
         for (ConstGroup g : spec.constants()) {
-            out.put(dir + g.javaName() + ".java", emitConstants(g, probe));
+            out.put(dir + g.javaName() + ".java", emitConstants(spec, g, probe));
         }
         for (IoctlGroup g : spec.ioctls()) {
-            out.put(dir + g.javaName() + ".java", emitIoctls(g, probe));
+            out.put(dir + g.javaName() + ".java", emitIoctls(spec, g, probe));
         }
         return out;
     }
 
-    private static String header(Probe probe, String what) {
-        return "// GENERATED by dev.dvmm.bindings.generator.BindingsGenerator from kvm-bindings/spec/bindings.spec.\n"
-                + "// DO NOT EDIT: run kvm-bindings/regenerate. Probed: Linux uapi headers " + probe.headerVersion()
+    private static String header(Spec spec, Probe probe, String what) {
+        String headers = spec.versionLabel() == null ? "Linux uapi" : spec.versionLabel();
+        return "// GENERATED by dev.dvmm.bindings.generator.BindingsGenerator from kvm-bindings/spec/" + spec.fileName()
+                + ".\n"
+                + "// DO NOT EDIT: run kvm-bindings/regenerate. Probed: " + headers + " headers " + probe.headerVersion()
                 + ", " + probe.compiler() + ", x86_64.\n"
-                + "package " + PACKAGE + ";\n\n"
+                + "package " + spec.packageName() + ";\n\n"
                 + what;
     }
 
-    private static String emitStruct(StructSpec s, Probe probe) {
+    private static String emitStruct(Spec spec, StructSpec s, Probe probe) {
         long[] sa = probe.structs().get(s.javaName());
         long size = sa[0];
         long align = sa[1];
@@ -397,7 +442,7 @@ public final class BindingsGenerator {
             }
         }
         b.append("}\n");
-        return header(probe, b.toString());
+        return header(spec, probe, b.toString());
     }
 
     private static long fieldOffset(Probe p, StructSpec s, Field f) {
@@ -468,7 +513,7 @@ public final class BindingsGenerator {
         }
     }
 
-    private static String emitConstants(ConstGroup g, Probe probe) {
+    private static String emitConstants(Spec spec, ConstGroup g, Probe probe) {
         StringBuilder b = new StringBuilder();
         b.append("/** Constants probed from the installed headers. */\n");
         b.append("public final class ").append(g.javaName()).append(" {\n");
@@ -483,10 +528,10 @@ public final class BindingsGenerator {
                     .append(asLong ? "0x" + Long.toHexString(v) + "L" : v.toString()).append(";\n");
         }
         b.append("}\n");
-        return header(probe, b.toString());
+        return header(spec, probe, b.toString());
     }
 
-    private static String emitIoctls(IoctlGroup g, Probe probe) {
+    private static String emitIoctls(Spec spec, IoctlGroup g, Probe probe) {
         StringBuilder b = new StringBuilder();
         b.append("/** ioctl request numbers probed from the installed headers (checked against Ioctl's encoder). */\n");
         b.append("public final class ").append(g.javaName()).append(" {\n");
@@ -500,7 +545,7 @@ public final class BindingsGenerator {
                     .append("L;\n");
         }
         b.append("}\n");
-        return header(probe, b.toString());
+        return header(spec, probe, b.toString());
     }
 
     static String camel(String snake) {

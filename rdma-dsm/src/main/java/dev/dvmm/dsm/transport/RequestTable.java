@@ -262,8 +262,22 @@ final class RequestTable {
      * deadline passes or the thread is interrupted; then frees the slot. Allocates nothing on success.
      */
     void await(long id) throws TransportException {
+        await(id, 0);
+    }
+
+    /**
+     * As {@link #await(long)}, but polls the slot for up to {@code spinNanos} before parking: a
+     * reply that comes within a few microseconds is then seen without a futex wake-up.
+     */
+    void await(long id, long spinNanos) throws TransportException {
         Slot slot = slots[(int) (id & mask)];
         long deadline = slot.deadline;
+        if (spinNanos > 0) {
+            long spinUntil = System.nanoTime() + spinNanos;
+            while (state(slot.word) != DONE && System.nanoTime() - spinUntil < 0) {
+                Thread.onSpinWait();
+            }
+        }
         for (;;) {
             long word = slot.word;
             int state = state(word);

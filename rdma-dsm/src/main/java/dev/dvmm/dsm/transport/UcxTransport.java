@@ -1,0 +1,1697 @@
+package dev.dvmm.dsm.transport;
+
+import dev.dvmm.bindings.Ucp;
+import dev.dvmm.bindings.UcxException;
+import dev.dvmm.bindings.abi.PollFd;
+import dev.dvmm.bindings.abi.PosixConstants;
+import dev.dvmm.bindings.ucx.UcpAmHandlerParam;
+import dev.dvmm.bindings.ucx.UcpAmRecvParam;
+import dev.dvmm.bindings.ucx.UcpConstants;
+import dev.dvmm.bindings.ucx.UcpEpParams;
+import dev.dvmm.bindings.ucx.UcpParams;
+import dev.dvmm.bindings.ucx.UcpRequestParam;
+import dev.dvmm.bindings.ucx.UcpWorkerAttr;
+import dev.dvmm.bindings.ucx.UcpWorkerParams;
+import dev.dvmm.bindings.ucx.UcsConstants;
+import dev.dvmm.dsm.transport.TransportException.Reason;
+import java.io.DataInputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.net.StandardSocketOptions;
+import java.nio.ByteBuffer;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * {@link Transport} over UCX (libucp through FFM): InfiniBand/RoCE verbs where the fabric has them,
+ * otherwise whatever UCX falls back to (TCP, shared memory, CMA), with the same semantics as
+ * {@link TcpTransport} and the same conformance suite.
+ *
+ * <h2>Setup</h2>
+ * One UCP context (features AM, RMA, WAKEUP) and one worker in {@code UCS_THREAD_MODE_MULTI}, so any
+ * thread may send. UCX reads its own environment (UCX_TLS, UCX_NET_DEVICES, ...) untouched. Worker
+ * addresses are exchanged over a small TCP bootstrap on {@link #localEndpoint()}: the higher rank
+ * connects to the lower one and both authenticate with the {@link Transport} challenge-response
+ * (same MACs, {@link PeerAuthenticator}); then each side sends its worker address and a random
+ * 64-bit session token, creates its endpoint, and the acceptor confirms with READY. The bootstrap
+ * connection stays open as a liveness link: when it ends, the peer is down.
+ *
+ * <h2>Messages</h2>
+ * Every message is one active message (id {@value #AM_ID}) whose 80-byte AM header is the
+ * {@link FrameDescriptor} header followed by the sender's rank, a per-pair sequence number and the
+ * receiver's session token; the payload is the AM data. The receiver checks all of it: a header of
+ * the wrong size or with an unknown sender or token is dropped and counted (the sender cannot be
+ * named), a bad header from an authenticated sender takes that peer down, as over TCP. Payloads up
+ * to {@link UcxTransportConfig#inlinePayloadBytes()} are copied into a transport-owned send buffer
+ * (the send returns at once, even if UCX completes it later); larger ones go zero-copy from the
+ * caller's memory (UCX uses rendezvous) and the sending thread waits for completion. A rendezvous
+ * message's data is fetched with {@code ucp_am_recv_data_nbx} into a per-peer buffer. UCX does not
+ * promise order between active messages (multi-rail, eager versus rendezvous), so the receiver
+ * delivers by sequence number and parks early arrivals until the gap closes.
+ *
+ * <h2>Threads</h2>
+ * A progress thread calls {@code ucp_worker_progress}, runs all callbacks (handlers, replies,
+ * peer events), busy-polls for {@link UcxTransportConfig#spinNanos()} after its last event, then
+ * arms the worker and sleeps in {@code poll} on its event fd. A bootstrap thread accepts and makes
+ * the bootstrap connections and watches them; it hands peer events to the progress thread.
+ * Allocation-free in steady state, like the TCP transport.
+ *
+ * <h2>What UCX does not give</h2>
+ * UCX endpoints carry no authentication of their own: the session token keeps strangers that never
+ * passed the bootstrap out, but the fabric itself must be trusted (as it must for TCP after the
+ * handshake). One-sided RMA (page reads with {@code ucp_get_nbx}) is bound in {@link Ucp} but not used
+ * here yet: over TCP it is emulated and slow (MACHINES.md), so {@link #usesRma()} is false.
+ */
+public final class UcxTransport implements Transport {
+    private static final Logger LOG = LogManager.getLogger(UcxTransport.class);
+
+    /** Active-message id of dvmm frames. */
+    static final int AM_ID = 7;
+    /** The AM header: frame header, sender rank, zero, sequence number, receiver's session token. */
+    static final int AM_HEADER_LENGTH = 80;
+    static final int SENDER_OFFSET = FrameDescriptor.HEADER_LENGTH;
+    static final int AM_RESERVED_OFFSET = SENDER_OFFSET + 4;
+    static final int SEQUENCE_OFFSET = SENDER_OFFSET + 8;
+    static final int TOKEN_OFFSET = SENDER_OFFSET + 16;
+
+    /** Marks bootstrap frames of this transport (arg3 of CHALLENGE and PROOF): "DVUCX" + version 1. */
+    static final long BOOTSTRAP_MAGIC = 0x0001_5843_5556_44L;
+    static final short STEP_CHALLENGE = 1;
+    static final short STEP_PROOF = 2;
+    static final short STEP_WELCOME = 3;
+    static final short STEP_ADDRESS = 4;
+    static final short STEP_READY = 5;
+    /** Worker addresses are a few hundred bytes; multi-rail IB addresses a few KiB. */
+    static final int MAX_WORKER_ADDRESS = 16 << 10;
+
+    private static final ValueLayout.OfInt INT = FrameDescriptor.INT;
+    private static final ValueLayout.OfLong LONG = FrameDescriptor.LONG;
+    /** Period of housekeeping: callback timeouts, connect retries. */
+    private static final long TICK_NANOS = 10_000_000;
+    /** A sender waiting for a zero-copy send to complete gives up (and cancels it) after this. */
+    private static final long SEND_TIMEOUT_NANOS = 10_000_000_000L;
+    /** How long close waits for endpoints to flush what was sent before it. */
+    private static final long CLOSE_FLUSH_NANOS = 1_000_000_000L;
+    /** Offsets inside one send buffer: request param, AM header, inline payload. */
+    private static final long SLOT_PARAM = 0;
+    private static final long SLOT_HEADER = 128;
+    private static final long SLOT_DATA = 256;
+
+    private static final int PEER_NEW = 0;
+    private static final int PEER_UP = 1;
+    private static final int PEER_DOWN = 2;
+
+    /**
+     * SAFETY: addresses UCX hands to callbacks (AM header, data) are read through this one segment
+     * that spans the address space, so no segment object is created per message. Every access is
+     * bounded by a length UCX gave for that address and happens while UCX keeps it valid.
+     */
+    private static final MemorySegment ALL = MemorySegment.NULL.reinterpret(Long.MAX_VALUE);
+
+    private final UcxTransportConfig config;
+    private final int rank;
+    private final int size;
+    private final int maxPayload;
+    private final int inlinePayload;
+    private final Ucp ucp;
+    private final Arena arena = Arena.ofShared();
+    private final long context;
+    private final long worker;
+    private final int eventFd;
+    private final byte[] workerAddress;
+    private final boolean rdmaDevicePresent;
+    private final ServerSocketChannel server;
+    private final Selector selector;
+    private final Endpoint localEndpoint;
+    private final Peer[] peers;
+    private final RequestTable requests;
+    private final PeerAuthenticator authenticator;
+    private final SecureRandom random = new SecureRandom();
+    private final AtomicLong rejectedMessages = new AtomicLong();
+    private final AtomicLong droppedReplies = new AtomicLong();
+    private final AtomicInteger inflightSends = new AtomicInteger();
+    private final ConcurrentLinkedQueue<PeerEvent> events = new ConcurrentLinkedQueue<>();
+
+    // Upcall stubs and preallocated parameter structs, created once.
+    private final MemorySegment sendCompletionStub;
+    private final MemorySegment receiveCompletionStub;
+    private final MemorySegment endpointErrorStub;
+    private final MemorySegment closeParam;
+    private final MemorySegment pollFd;
+
+    // Send buffers: a pool guarded by 'pool'; the array only grows (from the progress thread).
+    private final Object pool = new Object();
+    private volatile SendSlot[] slots;
+    private int[] freeSlots;
+    private int freeCount;
+    private int slotWaiters;
+
+    // Progress thread only.
+    private final InboundMessage inbound = new InboundMessage();
+
+    /** Guards start/close and is notified whenever a peer comes up or goes down. */
+    private final Object lifecycle = new Object();
+    private volatile boolean closed;
+    private volatile boolean sleeping;
+    /** Set by peerDown: an endpoint awaits closing at the top of the progress loop. Progress thread. */
+    private boolean deadEndpoints;
+    /** The bootstrap connection in a blocking handshake, closed by close() to end it at once. */
+    private volatile SocketChannel handshaking;
+    private boolean started;
+    private boolean released;
+    private Thread progressThread;
+    private Thread bootstrapThread;
+    private MessageHandler handler;
+    private PeerListener peerListener;
+
+    /**
+     * Loads UCX, creates the context and worker and binds the bootstrap socket; nothing is sent until
+     * {@link #start}. Throws {@link UcxException} ("UCX is not installed ...") without UCX.
+     */
+    public UcxTransport(UcxTransportConfig config) throws TransportException {
+        this.config = config;
+        this.rank = config.rank();
+        this.size = config.clusterSize();
+        this.maxPayload = config.maxPayload();
+        this.inlinePayload = Math.min(config.inlinePayloadBytes(), config.maxPayload());
+        this.authenticator = new PeerAuthenticator(config.clusterSecret());
+        this.requests = new RequestTable(config.requestSlots());
+        this.ucp = Ucp.UCP_LIBRARY.equals(config.ucpLibrary()) && Ucp.UCS_LIBRARY.equals(config.ucsLibrary())
+                ? Ucp.load() : Ucp.load(config.ucpLibrary(), config.ucsLibrary());
+        this.peers = new Peer[size];
+        for (int r = 0; r < size; r++) {
+            peers[r] = r == rank ? null : new Peer(r, random.nextLong() | 1, arena);
+        }
+        long createdContext = 0;
+        long createdWorker = 0;
+        ServerSocketChannel boundServer = null;
+        Selector openedSelector = null;
+        try {
+            createdContext = createContext();
+            createdWorker = createWorker(createdContext);
+            this.context = createdContext;
+            this.worker = createdWorker;
+            this.rdmaDevicePresent = UcxInfo.rdmaTransportIn(ucp.contextInfo(createdContext));
+            this.sendCompletionStub = Ucp.sendCompletionStub(this::onSendComplete, arena);
+            this.receiveCompletionStub = Ucp.receiveCompletionStub(this::onReceiveComplete, arena);
+            this.endpointErrorStub = Ucp.endpointErrorStub(this::onEndpointError, arena);
+            installHandler();
+            this.workerAddress = ucp.workerAddress(createdWorker);
+            if (workerAddress.length > MAX_WORKER_ADDRESS) {
+                throw new UcxException("the UCX worker address has " + workerAddress.length
+                        + " bytes, more than the bootstrap carries (" + MAX_WORKER_ADDRESS + ")");
+            }
+            this.eventFd = ucp.workerEventFd(createdWorker);
+            this.closeParam = arena.allocate(UcpRequestParam.LAYOUT);
+            this.pollFd = arena.allocate(PollFd.LAYOUT);
+            PollFd.fd(pollFd, eventFd);
+            PollFd.events(pollFd, PosixConstants.POLLIN);
+            initSlots(config.sendBuffers());
+
+            openedSelector = Selector.open();
+            boundServer = ServerSocketChannel.open();
+            boundServer.setOption(StandardSocketOptions.SO_REUSEADDR, true);
+            boundServer.bind(config.listen().toSocketAddress(), 64);
+            boundServer.configureBlocking(false);
+            boundServer.register(openedSelector, SelectionKey.OP_ACCEPT, null);
+            InetSocketAddress bound = (InetSocketAddress) boundServer.getLocalAddress();
+            this.localEndpoint = new Endpoint(config.listen().host(), bound.getPort());
+        } catch (IOException | RuntimeException e) {
+            closeQuietly(boundServer);
+            closeQuietly(openedSelector);
+            if (createdWorker != 0) {
+                ucp.workerDestroy(createdWorker);
+            }
+            if (createdContext != 0) {
+                ucp.cleanup(createdContext);
+            }
+            arena.close();
+            if (e instanceof UcxException ucx) {
+                throw ucx;
+            }
+            throw new TransportException(Reason.PEER_UNREACHABLE, -1,
+                    "rank " + rank + " cannot listen on " + config.listen() + ": " + e.getMessage(), e);
+        }
+        this.server = boundServer;
+        this.selector = openedSelector;
+    }
+
+    private long createContext() {
+        MemorySegment params = arena.allocate(UcpParams.LAYOUT);
+        UcpParams.fieldMask(params, UcpConstants.UCP_PARAM_FIELD_FEATURES | UcpConstants.UCP_PARAM_FIELD_ESTIMATED_NUM_EPS
+                | UcpConstants.UCP_PARAM_FIELD_NAME);
+        UcpParams.features(params, UcpConstants.UCP_FEATURE_AM | UcpConstants.UCP_FEATURE_RMA
+                | UcpConstants.UCP_FEATURE_WAKEUP);
+        UcpParams.estimatedNumEps(params, size);
+        UcpParams.name(params, arena.allocateFrom("dvmm-r" + rank).address());
+        // UCX_* environment variables (UCX_TLS, UCX_NET_DEVICES, ...) reach UCX through its config.
+        long ucxConfig = ucp.configRead();
+        try {
+            return ucp.init(params, ucxConfig);
+        } finally {
+            ucp.configRelease(ucxConfig);
+        }
+    }
+
+    private long createWorker(long ucpContext) {
+        MemorySegment params = arena.allocate(UcpWorkerParams.LAYOUT);
+        UcpWorkerParams.fieldMask(params, UcpConstants.UCP_WORKER_PARAM_FIELD_THREAD_MODE);
+        UcpWorkerParams.threadMode(params, UcsConstants.UCS_THREAD_MODE_MULTI);
+        long created = ucp.workerCreate(ucpContext, params);
+        MemorySegment attr = arena.allocate(UcpWorkerAttr.LAYOUT);
+        UcpWorkerAttr.fieldMask(attr, UcpConstants.UCP_WORKER_ATTR_FIELD_THREAD_MODE
+                | UcpConstants.UCP_WORKER_ATTR_FIELD_MAX_AM_HEADER);
+        ucp.workerQuery(created, attr);
+        String problem = null;
+        if (UcpWorkerAttr.threadMode(attr) != UcsConstants.UCS_THREAD_MODE_MULTI) {
+            problem = "this UCX was built without multi-thread support (configure --enable-mt): dvmm sends from"
+                    + " any thread";
+        } else if (UcpWorkerAttr.maxAmHeader(attr) < AM_HEADER_LENGTH) {
+            problem = "this UCX carries active-message headers of at most " + UcpWorkerAttr.maxAmHeader(attr)
+                    + " bytes, dvmm needs " + AM_HEADER_LENGTH;
+        }
+        if (problem != null) {
+            ucp.workerDestroy(created);
+            throw new UcxException(problem);
+        }
+        return created;
+    }
+
+    private void installHandler() {
+        MemorySegment params = arena.allocate(UcpAmHandlerParam.LAYOUT);
+        UcpAmHandlerParam.fieldMask(params, UcpConstants.UCP_AM_HANDLER_PARAM_FIELD_ID
+                | UcpConstants.UCP_AM_HANDLER_PARAM_FIELD_CB | UcpConstants.UCP_AM_HANDLER_PARAM_FIELD_FLAGS);
+        UcpAmHandlerParam.id(params, AM_ID);
+        UcpAmHandlerParam.flags(params, UcpConstants.UCP_AM_FLAG_WHOLE_MSG);
+        UcpAmHandlerParam.cb(params, Ucp.activeMessageStub(this::onActiveMessage, arena).address());
+        ucp.setAmRecvHandler(worker, params);
+    }
+
+    private void initSlots(int count) {
+        SendSlot[] created = new SendSlot[count];
+        freeSlots = new int[count];
+        long stride = SLOT_DATA + ((inlinePayload + 63L) & -64L);
+        MemorySegment memory = arena.allocate(stride * count, 64);
+        for (int i = 0; i < count; i++) {
+            created[i] = new SendSlot(i, memory.asSlice(i * stride, stride));
+            freeSlots[i] = i;
+        }
+        freeCount = count;
+        slots = created;
+    }
+
+    @Override
+    public int rank() {
+        return rank;
+    }
+
+    @Override
+    public int clusterSize() {
+        return size;
+    }
+
+    @Override
+    public Endpoint localEndpoint() {
+        return localEndpoint;
+    }
+
+    @Override
+    public int maxPayload() {
+        return maxPayload;
+    }
+
+    /** Messages dropped for a bad AM header (unknown sender, wrong token, wrong size) or a bad frame. */
+    public long rejectedMessages() {
+        return rejectedMessages.get();
+    }
+
+    /** Replies that matched no outstanding request (late after a timeout, or from the wrong peer). */
+    public long droppedReplies() {
+        return droppedReplies.get();
+    }
+
+    /** Requests armed or waiting right now. */
+    public int outstandingRequests() {
+        return requests.outstanding();
+    }
+
+    /** This worker's UCX address (for tests that play a raw UCX peer). */
+    byte[] workerAddress() {
+        return workerAddress.clone();
+    }
+
+    /** The session token this node expects in messages from {@code peer} (for tests). */
+    long inboundToken(int peer) {
+        return peer(peer).inboundToken;
+    }
+
+    /** Whether pages move by one-sided RMA reads; not yet (see the class comment). */
+    public boolean usesRma() {
+        return false;
+    }
+
+    /** Whether UCX sees an RDMA-capable transport (verbs rc/ud/dc) on this node. */
+    public boolean rdmaDevicePresent() {
+        return rdmaDevicePresent;
+    }
+
+    // ---------------------------------------------------------------- lifecycle
+
+    @Override
+    public void start(List<Endpoint> cluster, MessageHandler messageHandler, PeerListener listener)
+            throws TransportException {
+        if (cluster.size() != size) {
+            throw new IllegalArgumentException("cluster lists " + cluster.size() + " endpoints, expected " + size);
+        }
+        if (messageHandler == null || listener == null) {
+            throw new IllegalArgumentException("message handler and peer listener are required");
+        }
+        for (int r = 0; r < rank; r++) {
+            Endpoint endpoint = cluster.get(r);
+            InetSocketAddress address = endpoint.toSocketAddress();
+            if (address.isUnresolved()) {
+                throw new TransportException(Reason.PEER_UNREACHABLE, r,
+                        "cannot resolve rank " + r + "'s host " + endpoint.host());
+            }
+            peers[r].endpoint = endpoint;
+            peers[r].address = address;
+        }
+        synchronized (lifecycle) {
+            if (closed) {
+                throw closedException();
+            }
+            if (started) {
+                throw new IllegalStateException("transport of rank " + rank + " is already started");
+            }
+            started = true;
+            this.handler = messageHandler;
+            this.peerListener = listener;
+            Thread progress = new Thread(this::runProgressLoop, "dvmm-ucx-progress-r" + rank);
+            progress.setDaemon(true);
+            Thread bootstrap = new Thread(this::runBootstrapLoop, "dvmm-ucx-bootstrap-r" + rank);
+            bootstrap.setDaemon(true);
+            progressThread = progress;
+            bootstrapThread = bootstrap;
+            progress.start();
+            bootstrap.start();
+        }
+    }
+
+    @Override
+    public void awaitConnected(Duration timeout) throws TransportException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        synchronized (lifecycle) {
+            if (!started) {
+                throw new IllegalStateException("transport of rank " + rank + " is not started");
+            }
+            for (;;) {
+                if (closed) {
+                    throw closedException();
+                }
+                StringBuilder missing = null;
+                for (Peer peer : peers) {
+                    if (peer == null) {
+                        continue;
+                    }
+                    int state = peer.state;
+                    if (state == PEER_DOWN) {
+                        TransportException cause = peer.downCause;
+                        throw new TransportException(Reason.PEER_DIED, peer.rank,
+                                "rank " + peer.rank + " went down while connecting: " + cause.getMessage(), cause);
+                    }
+                    if (state == PEER_NEW) {
+                        missing = missing == null ? new StringBuilder() : missing.append(", ");
+                        missing.append(peer.rank);
+                        String error = peer.lastError;
+                        if (error != null) {
+                            missing.append(" (").append(error).append(')');
+                        }
+                    }
+                }
+                if (missing == null) {
+                    return;
+                }
+                long remaining = deadline - System.nanoTime();
+                if (remaining <= 0) {
+                    throw new TransportException(Reason.PEER_UNREACHABLE, -1, "rank " + rank
+                            + " has no UCX endpoint to rank(s) " + missing + " after " + timeout.toMillis() + " ms");
+                }
+                try {
+                    lifecycle.wait(Math.max(1, remaining / 1_000_000));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new TransportException(Reason.INTERRUPTED, -1, "interrupted while waiting for peers");
+                }
+            }
+        }
+    }
+
+    @Override
+    public boolean isPeerUp(int peer) {
+        return peer(peer).state == PEER_UP;
+    }
+
+    // ---------------------------------------------------------------- send path (any thread)
+
+    @Override
+    public void send(int peer, OutboundMessage message) throws TransportException {
+        transmit(peer(peer), FrameDescriptor.KIND_MESSAGE, 0, message);
+    }
+
+    @Override
+    public void request(int peer, OutboundMessage message, ReplyBuffer reply, long timeoutNanos)
+            throws TransportException {
+        Peer target = peer(peer);
+        if (Thread.currentThread() == progressThread) {
+            throw new IllegalStateException("a blocking request on the progress thread would wait for itself");
+        }
+        long id = requests.armBlocking(peer, timeoutNanos, Thread.currentThread(), reply);
+        if (id == 0) {
+            throw overloaded(peer);
+        }
+        try {
+            transmit(target, FrameDescriptor.KIND_REQUEST, id, message);
+        } catch (TransportException | RuntimeException e) {
+            requests.abandon(id);
+            throw e;
+        }
+        requests.await(id, config.requestSpinNanos());
+    }
+
+    @Override
+    public long requestAsync(int peer, OutboundMessage message, ReplyHandler replyHandler, long token,
+                             long timeoutNanos) throws TransportException {
+        Peer target = peer(peer);
+        long id = requests.armAsync(peer, timeoutNanos, replyHandler, token);
+        if (id == 0) {
+            throw overloaded(peer);
+        }
+        try {
+            transmit(target, FrameDescriptor.KIND_REQUEST, id, message);
+        } catch (TransportException | RuntimeException e) {
+            if (requests.abandon(id)) {
+                throw e;
+            }
+            // A completer (peer death, close) already owns the request and reports the failure.
+        }
+        return id;
+    }
+
+    @Override
+    public void reply(int peer, long correlationId, OutboundMessage message) throws TransportException {
+        if (correlationId == 0) {
+            throw new IllegalArgumentException("correlation id 0 belongs to no request");
+        }
+        transmit(peer(peer), FrameDescriptor.KIND_REPLY, correlationId, message);
+    }
+
+    private TransportException overloaded(int peer) {
+        return new TransportException(Reason.OVERLOADED, peer,
+                "all " + requests.capacity() + " request slots of rank " + rank + " are in use");
+    }
+
+    private TransportException closedException() {
+        return new TransportException(Reason.CLOSED, -1, "transport of rank " + rank + " is closed");
+    }
+
+    private Peer peer(int peer) {
+        if (peer < 0 || peer >= size || peer == rank) {
+            throw new IllegalArgumentException("rank " + peer + " is not a peer of rank " + rank
+                    + " in a cluster of " + size);
+        }
+        return peers[peer];
+    }
+
+    private TransportException notUp(Peer peer) {
+        if (closed) {
+            return closedException();
+        }
+        if (peer.state == PEER_NEW) {
+            return new TransportException(Reason.PEER_UNREACHABLE, peer.rank,
+                    "rank " + peer.rank + " is not connected to rank " + rank + " yet");
+        }
+        TransportException cause = peer.downCause;
+        return new TransportException(cause.reason() == Reason.CLOSED ? Reason.CLOSED : Reason.PEER_DIED,
+                peer.rank, "rank " + peer.rank + " is down: " + cause.getMessage(), cause);
+    }
+
+    private void transmit(Peer peer, byte kind, long correlationId, OutboundMessage message)
+            throws TransportException {
+        int length = message.payloadLength();
+        if (length > maxPayload) {
+            throw new TransportException(Reason.PAYLOAD_TOO_LARGE, peer.rank,
+                    "payload of " + length + " bytes exceeds the maximum of " + maxPayload);
+        }
+        if (closed) {
+            throw closedException();
+        }
+        boolean onProgressThread = Thread.currentThread() == progressThread;
+        MemorySegment source = message.payloadSegment();
+        // Zero-copy only where the caller can wait for completion and the memory has an address.
+        boolean zeroCopy = length > inlinePayload && !onProgressThread && source.isNative();
+        SendSlot slot = acquireSlot(peer, onProgressThread);
+        long data;
+        if (length == 0) {
+            data = 0;
+        } else if (length <= inlinePayload) {
+            MemorySegment.copy(source, message.payloadOffset(), slot.memory, SLOT_DATA, length);
+            data = slot.dataAddress;
+        } else if (zeroCopy) {
+            data = source.address() + message.payloadOffset();
+        } else {
+            data = slot.largeCopy(source, message.payloadOffset(), length);
+        }
+        slot.waiter = zeroCopy ? Thread.currentThread() : null;
+        slot.done = false;
+        MemorySegment header = slot.memory;
+        FrameDescriptor.encode(header, SLOT_HEADER, kind, message.type(), message.flags(), length, correlationId,
+                message.arg0(), message.arg1(), message.arg2(), message.arg3());
+        header.set(INT, SLOT_HEADER + SENDER_OFFSET, rank);
+        header.set(INT, SLOT_HEADER + AM_RESERVED_OFFSET, 0);
+        long status;
+        // No Java lock around the UCX call: the progress thread holds UCX's worker lock while it runs
+        // handlers that send, so a sender holding a lock of ours while waiting for UCX's would deadlock.
+        // The 'senders' count keeps the endpoint alive instead (peerDown closes it once it drops to 0).
+        peer.senders.incrementAndGet();
+        try {
+            // Dekker pair with peerDown(): it writes 'state' then reads 'senders'.
+            int state = peer.state;
+            long ep = peer.ep;
+            // Replies may flow once our endpoint exists, a moment before the peer counts as up.
+            if (closed || ep == 0 || (state != PEER_UP && !(kind == FrameDescriptor.KIND_REPLY
+                    && state == PEER_NEW))) {
+                releaseSlot(slot);
+                throw notUp(peer);
+            }
+            // Concurrent senders may hand UCX their sequence numbers out of order: the receiver reorders.
+            header.set(LONG, SLOT_HEADER + SEQUENCE_OFFSET, peer.sendSequence.getAndIncrement());
+            header.set(LONG, SLOT_HEADER + TOKEN_OFFSET, peer.outboundToken);
+            status = ucp.amSendNbx(ep, AM_ID, slot.headerAddress, AM_HEADER_LENGTH, data, length, slot.param);
+            if (Ucp.isRequest(status)) {
+                inflightSends.incrementAndGet();
+                if (sleeping) {
+                    // Completion needs the progress thread awake (e.g. the rest of a rendezvous).
+                    ucp.workerSignal(worker);
+                }
+            }
+        } finally {
+            peer.senders.decrementAndGet();
+        }
+        if (status == 0) {
+            releaseSlot(slot);
+            return;
+        }
+        if (Ucp.isError(status)) {
+            releaseSlot(slot);
+            // The sequence number is lost, so the peer would wait for it forever: it is down for us.
+            events.add(new PeerEvent(peer.rank, new TransportException(Reason.PEER_DIED, peer.rank,
+                    "sending to rank " + peer.rank + " failed: " + ucp.statusString(Ucp.status(status)))));
+            if (Thread.currentThread() != progressThread) {
+                signalProgress();
+            }
+            throw sendFailed(peer, Ucp.status(status));
+        }
+        if (zeroCopy) {
+            awaitSend(peer, slot, status);
+        }
+    }
+
+    private TransportException sendFailed(Peer peer, int status) {
+        if (closed) {
+            return closedException();
+        }
+        return new TransportException(Reason.PEER_DIED, peer.rank, "sending to rank " + peer.rank + " failed: "
+                + ucp.statusString(status));
+    }
+
+    /** Waits until UCX is done with the caller's memory; the progress thread completes the slot. */
+    private void awaitSend(Peer peer, SendSlot slot, long request) throws TransportException {
+        long deadline = System.nanoTime() + SEND_TIMEOUT_NANOS;
+        boolean cancelled = false;
+        while (!slot.done) {
+            long remaining = deadline - System.nanoTime();
+            if (remaining <= 0 && !cancelled) {
+                cancelled = true;
+                peer.senders.incrementAndGet();
+                try {
+                    if (!slot.done && peer.state != PEER_DOWN && !closed) {
+                        ucp.requestCancel(worker, request);
+                    }
+                } finally {
+                    peer.senders.decrementAndGet();
+                }
+                deadline = System.nanoTime() + SEND_TIMEOUT_NANOS;
+                continue;
+            }
+            LockSupport.parkNanos(slot, Math.max(remaining, 1_000_000));
+        }
+        int status = slot.status;
+        releaseSlot(slot);
+        if (status != UcsConstants.UCS_OK) {
+            if (cancelled) {
+                throw new TransportException(Reason.TIMEOUT, peer.rank, "sending " + " to rank " + peer.rank
+                        + " did not complete within " + SEND_TIMEOUT_NANOS / 1_000_000 + " ms");
+            }
+            throw sendFailed(peer, status);
+        }
+    }
+
+    private SendSlot acquireSlot(Peer peer, boolean onProgressThread) throws TransportException {
+        synchronized (pool) {
+            while (freeCount == 0) {
+                if (onProgressThread) {
+                    // The progress thread frees slots, so it must never wait for one: grow the pool.
+                    growSlots();
+                    break;
+                }
+                if (closed) {
+                    throw closedException();
+                }
+                slotWaiters++;
+                try {
+                    pool.wait(10);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new TransportException(Reason.INTERRUPTED, peer.rank,
+                            "interrupted while waiting for a send buffer");
+                } finally {
+                    slotWaiters--;
+                }
+            }
+            return slots[freeSlots[--freeCount]];
+        }
+    }
+
+    private void growSlots() {
+        SendSlot[] old = slots;
+        int grown = old.length + Math.max(16, old.length / 4);
+        SendSlot[] bigger = java.util.Arrays.copyOf(old, grown);
+        long stride = SLOT_DATA + ((inlinePayload + 63L) & -64L);
+        MemorySegment memory = arena.allocate(stride * (grown - old.length), 64);
+        int[] free = java.util.Arrays.copyOf(freeSlots, grown);
+        for (int i = old.length; i < grown; i++) {
+            bigger[i] = new SendSlot(i, memory.asSlice((i - old.length) * stride, stride));
+            free[freeCount++] = i;
+        }
+        freeSlots = free;
+        slots = bigger;
+        LOG.info("rank {}: grew the UCX send buffers to {}", rank, grown);
+    }
+
+    private void releaseSlot(SendSlot slot) {
+        slot.waiter = null;
+        synchronized (pool) {
+            freeSlots[freeCount++] = slot.index;
+            if (slotWaiters > 0) {
+                pool.notifyAll();
+            }
+        }
+    }
+
+    /** UCX finished a send that did not complete at once. Progress thread. */
+    private void onSendComplete(long request, byte status, long userData) {
+        ucp.requestFree(request);
+        inflightSends.decrementAndGet();
+        SendSlot slot = slots[(int) userData];
+        slot.status = status;
+        Thread waiter = slot.waiter;
+        if (waiter != null) {
+            // Release: status is visible to the waiter that sees done.
+            slot.done = true;
+            LockSupport.unpark(waiter);
+        } else {
+            releaseSlot(slot);
+        }
+    }
+
+    // ---------------------------------------------------------------- receive path (progress thread)
+
+    /** {@code ucp_am_recv_callback_t}: one dvmm frame (or a stranger's message). */
+    private byte onActiveMessage(long arg, long header, long headerLength, long data, long length, long param) {
+        long attributes = ALL.get(LONG, param + UcpAmRecvParam.RECV_ATTR_OFFSET);
+        boolean rendezvous = (attributes & UcpConstants.UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
+        if (closed) {
+            return (byte) UcsConstants.UCS_OK;
+        }
+        if (headerLength != AM_HEADER_LENGTH) {
+            return reject("an active message with a " + headerLength + "-byte header (expected "
+                    + AM_HEADER_LENGTH + ")");
+        }
+        int sender = ALL.get(INT, header + SENDER_OFFSET);
+        if (sender < 0 || sender >= size || sender == rank || peers[sender] == null) {
+            return reject("an active message from unknown rank " + sender);
+        }
+        Peer peer = peers[sender];
+        if (ALL.get(LONG, header + TOKEN_OFFSET) != peer.inboundToken) {
+            return reject("an active message claiming rank " + sender + " without its session token");
+        }
+        if (peer.state == PEER_DOWN) {
+            return (byte) UcsConstants.UCS_OK;
+        }
+        int check = FrameDescriptor.check(ALL, header, maxPayload);
+        String problem = null;
+        if (check != FrameDescriptor.OK) {
+            problem = FrameDescriptor.describe(check, ALL, header, maxPayload);
+        } else if (FrameDescriptor.kind(ALL, header) == FrameDescriptor.KIND_HANDSHAKE) {
+            problem = "a handshake frame outside the bootstrap";
+        } else if (FrameDescriptor.payloadLength(ALL, header) != length) {
+            problem = "payload length field " + FrameDescriptor.payloadLength(ALL, header) + " but " + length
+                    + " bytes of data";
+        } else if (ALL.get(INT, header + AM_RESERVED_OFFSET) != 0) {
+            problem = "non-zero reserved AM header bits";
+        }
+        long sequence = ALL.get(LONG, header + SEQUENCE_OFFSET);
+        if (problem == null && sequence < peer.nextSequence) {
+            problem = "sequence number " + sequence + " repeats (next expected " + peer.nextSequence + ")";
+        }
+        if (problem != null) {
+            rejectedMessages.incrementAndGet();
+            malformed(peer, problem);
+            return (byte) UcsConstants.UCS_OK;
+        }
+        if (sequence == peer.nextSequence && !peer.receiving) {
+            // Its turn: everything parked is later, and drain() picks it up after this one.
+            if (rendezvous) {
+                startRendezvous(peer, header, data, length);
+            } else {
+                peer.nextSequence++;
+                deliver(peer.rank, header, data, (int) length);
+            }
+            drain(peer);
+            return (byte) UcsConstants.UCS_OK;
+        }
+        // Out of order, or behind a rendezvous still being fetched: park it until its turn.
+        boolean held = rendezvous || (attributes & UcpConstants.UCP_AM_RECV_ATTR_FLAG_DATA) != 0;
+        if (!peer.park(sequence, header, data, length, held, rendezvous)) {
+            malformed(peer, "sequence number " + sequence + " is too far ahead of " + peer.nextSequence);
+            return (byte) UcsConstants.UCS_OK;
+        }
+        return held ? (byte) UcsConstants.UCS_INPROGRESS : (byte) UcsConstants.UCS_OK;
+    }
+
+    private byte reject(String what) {
+        rejectedMessages.incrementAndGet();
+        LOG.warn("rank {}: dropped {}", rank, what);
+        // For a rendezvous message UCS_OK drops the descriptor and completes the sender's send.
+        return (byte) UcsConstants.UCS_OK;
+    }
+
+    private void malformed(Peer peer, String why) {
+        LOG.warn("rank {}: rank {} sent a bad message: {}", rank, peer.rank, why);
+        peerDown(peer, new TransportException(Reason.MALFORMED_FRAME, peer.rank,
+                "rank " + peer.rank + " sent a bad message: " + why));
+    }
+
+    private void deliver(int sender, long header, long data, int length) {
+        inbound.wrap(sender, ALL, header, ALL, data, length);
+        if (FrameDescriptor.kind(ALL, header) == FrameDescriptor.KIND_REPLY) {
+            try {
+                if (!requests.complete(inbound)) {
+                    droppedReplies.incrementAndGet();
+                }
+            } catch (RuntimeException e) {
+                LOG.error("rank {}: reply handler failed: {}", rank, e.toString());
+            }
+            return;
+        }
+        try {
+            handler.onMessage(inbound);
+        } catch (RuntimeException e) {
+            LOG.error("rank {}: message handler failed on type {} from rank {}: {}", rank, inbound.type(), sender,
+                    e.toString());
+        }
+    }
+
+    /** Fetches a rendezvous message's data into the peer's buffer; delivery waits for it. */
+    private void startRendezvous(Peer peer, long header, long descriptor, long length) {
+        MemorySegment.copy(ALL, header, peer.rendezvousHeader, 0, AM_HEADER_LENGTH);
+        long buffer = peer.rendezvousBuffer(length, maxPayload);
+        peer.rendezvousLength = (int) length;
+        peer.receiving = true;
+        MemorySegment param = peer.receiveParam;
+        UcpRequestParam.opAttrMask(param, UcpConstants.UCP_OP_ATTR_FIELD_CALLBACK
+                | UcpConstants.UCP_OP_ATTR_FIELD_USER_DATA);
+        UcpRequestParam.cbSend(param, receiveCompletionStub.address());
+        UcpRequestParam.userData(param, peer.rank);
+        long status = ucp.amRecvDataNbx(worker, descriptor, buffer, length, param);
+        if (status == 0) {
+            finishRendezvous(peer);
+        } else if (Ucp.isError(status)) {
+            peer.receiving = false;
+            peerDown(peer, new TransportException(Reason.PEER_DIED, peer.rank, "receiving a large message from rank "
+                    + peer.rank + " failed: " + ucp.statusString(Ucp.status(status))));
+        }
+    }
+
+    private void finishRendezvous(Peer peer) {
+        peer.receiving = false;
+        peer.nextSequence++;
+        deliver(peer.rank, peer.rendezvousHeader.address(), peer.rendezvousData.address(), peer.rendezvousLength);
+    }
+
+    /** {@code ucp_am_recv_data_nbx_callback_t}: a rendezvous fetch ended. */
+    private void onReceiveComplete(long request, byte status, long length, long userData) {
+        ucp.requestFree(request);
+        Peer peer = peers[(int) userData];
+        if (peer.state == PEER_DOWN || closed) {
+            peer.receiving = false;
+            return;
+        }
+        if (status != UcsConstants.UCS_OK) {
+            peer.receiving = false;
+            peerDown(peer, new TransportException(Reason.PEER_DIED, peer.rank, "receiving a large message from rank "
+                    + peer.rank + " failed: " + ucp.statusString(status)));
+            return;
+        }
+        finishRendezvous(peer);
+        drain(peer);
+    }
+
+    /** Delivers parked messages that are now in turn. */
+    private void drain(Peer peer) {
+        while (!peer.receiving && peer.parked > 0 && peer.state != PEER_DOWN) {
+            Parked next = peer.parkedAt(peer.nextSequence);
+            if (next == null) {
+                return;
+            }
+            peer.unpark(next);
+            if (next.rendezvous) {
+                startRendezvous(peer, next.header.address(), next.data, next.length);
+            } else {
+                peer.nextSequence++;
+                long data = next.held ? next.data : next.copyAddress();
+                deliver(peer.rank, next.header.address(), data, (int) next.length);
+                if (next.held) {
+                    ucp.amDataRelease(worker, next.data);
+                }
+            }
+        }
+    }
+
+    /** {@code ucp_err_handler_cb_t}: UCX gave up on the endpoint to a peer. */
+    private void onEndpointError(long arg, long ep, byte status) {
+        Peer peer = peers[(int) arg];
+        peerDown(peer, new TransportException(Reason.PEER_DIED, peer.rank,
+                "UCX reports the endpoint to rank " + peer.rank + " failed: " + ucp.statusString(status)));
+    }
+
+    // ---------------------------------------------------------------- progress thread
+
+    private void runProgressLoop() {
+        MemorySegment fd = pollFd;
+        long spin = config.spinNanos();
+        long lastWork = System.nanoTime();
+        long nextTick = lastWork;
+        try {
+            while (!closed) {
+                if (!events.isEmpty()) {
+                    drainEvents();
+                }
+                if (deadEndpoints) {
+                    closeDeadEndpoints();
+                }
+                if (ucp.workerProgress(worker) > 0) {
+                    lastWork = System.nanoTime();
+                    continue;
+                }
+                long now = System.nanoTime();
+                if (now - nextTick >= 0) {
+                    requests.expire(now);
+                    nextTick = now + TICK_NANOS;
+                }
+                if (now - lastWork < spin) {
+                    Thread.onSpinWait();
+                    continue;
+                }
+                sleeping = true;
+                // Dekker pair with transmit(): it bumps inflightSends, then reads 'sleeping'.
+                if (inflightSends.get() > 0 || !events.isEmpty() || closed) {
+                    sleeping = false;
+                    if (inflightSends.get() > 0) {
+                        // Outstanding sends need progress that the event fd may not announce.
+                        ucp.waitForEvents(fd, 1, 1);
+                    }
+                    continue;
+                }
+                int armed = ucp.workerArm(worker);
+                if (armed == UcsConstants.UCS_OK) {
+                    ucp.waitForEvents(fd, 1, requests.outstanding() > 0 ? (int) (TICK_NANOS / 1_000_000) : 100);
+                }
+                sleeping = false;
+                lastWork = System.nanoTime();
+            }
+        } catch (RuntimeException | Error e) {
+            LOG.error("rank {}: UCX progress thread failed, closing: {}", rank, e.toString());
+            closed = true;
+        } finally {
+            sleeping = false;
+            releaseAll();
+        }
+    }
+
+    /** Closes the endpoints of peers that went down, once no sender is inside UCX with them. */
+    private void closeDeadEndpoints() {
+        deadEndpoints = false;
+        for (Peer peer : peers) {
+            if (peer != null && peer.state == PEER_DOWN && peer.ep != 0) {
+                while (peer.senders.get() != 0) {
+                    Thread.onSpinWait();
+                }
+                long ep = peer.ep;
+                peer.ep = 0;
+                forceClose(ep, closeParam);
+            }
+        }
+    }
+
+    private void signalProgress() {
+        synchronized (lifecycle) {
+            if (!released) {
+                ucp.workerSignal(worker);
+            }
+        }
+    }
+
+    private void drainEvents() {
+        PeerEvent event;
+        while ((event = events.poll()) != null) {
+            Peer peer = peers[event.rank];
+            if (event.down == null) {
+                if (peer.state == PEER_UP) {
+                    synchronized (lifecycle) {
+                        lifecycle.notifyAll();
+                    }
+                    try {
+                        peerListener.onPeerUp(peer.rank);
+                    } catch (RuntimeException e) {
+                        LOG.error("rank {}: peer listener failed on rank {} up: {}", rank, peer.rank, e.toString());
+                    }
+                }
+            } else {
+                peerDown(peer, event.down);
+            }
+        }
+    }
+
+    /**
+     * Takes a peer down for good. Its endpoint is closed later, from the top of the progress loop
+     * ({@link #closeDeadEndpoints}): here we may be inside a UCX callback, holding the worker lock that
+     * a sender still using the endpoint waits for.
+     */
+    private void peerDown(Peer peer, TransportException cause) {
+        synchronized (peer) {
+            if (peer.state == PEER_DOWN) {
+                return;
+            }
+            peer.downCause = cause;
+            peer.state = PEER_DOWN;
+        }
+        deadEndpoints = true;
+        closeQuietly(peer.bootstrap);
+        peer.releaseParked(ucp, worker);
+        LOG.warn("rank {}: rank {} is down: {}", rank, peer.rank, cause.getMessage());
+        try {
+            requests.failPeer(peer.rank, cause);
+        } catch (RuntimeException e) {
+            LOG.error("rank {}: reply handler failed on rank {} down: {}", rank, peer.rank, e.toString());
+        }
+        synchronized (lifecycle) {
+            lifecycle.notifyAll();
+        }
+        try {
+            peerListener.onPeerDown(peer.rank, cause);
+        } catch (RuntimeException e) {
+            LOG.error("rank {}: peer listener failed on rank {} down: {}", rank, peer.rank, e.toString());
+        }
+    }
+
+    // ---------------------------------------------------------------- bootstrap thread
+
+    private void runBootstrapLoop() {
+        try {
+            while (!closed) {
+                long now = System.nanoTime();
+                for (int r = 0; r < rank && !closed; r++) {
+                    Peer peer = peers[r];
+                    if (peer.state == PEER_NEW && peer.bootstrap == null && now - peer.nextConnectAttempt >= 0) {
+                        connect(peer);
+                    }
+                }
+                selector.select(TICK_NANOS / 1_000_000);
+                var keys = selector.selectedKeys();
+                for (SelectionKey key : keys) {
+                    if (!key.isValid()) {
+                        continue;
+                    }
+                    if (key.isAcceptable()) {
+                        SocketChannel accepted = server.accept();
+                        if (accepted != null) {
+                            accept(accepted);
+                        }
+                    } else if (key.isReadable()) {
+                        watch(key, (Peer) key.attachment());
+                    }
+                }
+                keys.clear();
+            }
+        } catch (IOException | RuntimeException e) {
+            if (!closed) {
+                LOG.error("rank {}: UCX bootstrap thread failed: {}", rank, e.toString());
+            }
+        }
+    }
+
+    /** A readable liveness link: the peer closed it (down) or sent something it must not. */
+    private void watch(SelectionKey key, Peer peer) {
+        ByteBuffer scratch = ByteBuffer.allocate(64);
+        String why;
+        try {
+            int read = ((SocketChannel) key.channel()).read(scratch);
+            why = read < 0 ? "its bootstrap connection closed" : "it sent " + read + " unexpected bootstrap bytes";
+        } catch (IOException e) {
+            why = "its bootstrap connection failed: " + e.getMessage();
+        }
+        key.cancel();
+        events.add(new PeerEvent(peer.rank, new TransportException(Reason.PEER_DIED, peer.rank,
+                "rank " + peer.rank + " is gone: " + why)));
+        signalProgress();
+    }
+
+    private void connect(Peer peer) {
+        SocketChannel channel = null;
+        try {
+            channel = SocketChannel.open();
+            handshaking = channel;
+            if (closed) {
+                return;
+            }
+            channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
+            Socket socket = channel.socket();
+            int timeout = (int) config.handshakeTimeout().toMillis();
+            socket.connect(peer.address, timeout);
+            socket.setSoTimeout(timeout);
+            DataInputStream in = new DataInputStream(socket.getInputStream());
+            OutputStream out = socket.getOutputStream();
+            Frame challenge = readFrame(in, STEP_CHALLENGE);
+            if (challenge.arg0 != peer.rank || challenge.arg1 != size || challenge.arg3 != BOOTSTRAP_MAGIC
+                    || challenge.payload.length != PeerAuthenticator.NONCE_LENGTH) {
+                throw new IOException(peer.endpoint + " answers as rank " + challenge.arg0 + " of a "
+                        + challenge.arg1 + "-node cluster" + (challenge.arg3 != BOOTSTRAP_MAGIC
+                        ? " without the UCX bootstrap" : "") + ", expected rank " + peer.rank + " of " + size);
+            }
+            byte[] connectorNonce = authenticator.nonce();
+            byte[] proof = authenticator.proof(challenge.payload, connectorNonce, rank, peer.rank, size);
+            writeFrame(out, STEP_PROOF, rank, size, peer.rank, BOOTSTRAP_MAGIC, connectorNonce, proof);
+            Frame welcome = readFrame(in, STEP_WELCOME);
+            byte[] expected = authenticator.welcome(challenge.payload, connectorNonce, rank, peer.rank, size);
+            if (!PeerAuthenticator.matches(expected, welcome.payload)) {
+                throw new IOException("rank " + peer.rank + " did not prove it knows the cluster secret");
+            }
+            Frame address = readFrame(in, STEP_ADDRESS);
+            createEndpoint(peer, address);
+            writeFrame(out, STEP_ADDRESS, rank, peer.inboundToken, 0, 0, workerAddress, null);
+            readFrame(in, STEP_READY);
+            up(peer, channel);
+            channel = null;
+        } catch (IOException | UcxException e) {
+            peer.lastError = e.getMessage();
+            peer.nextConnectAttempt = System.nanoTime() + config.connectRetryInterval().toNanos();
+            discardEndpoint(peer);
+        } finally {
+            handshaking = null;
+            closeQuietly(channel);
+        }
+    }
+
+    private void accept(SocketChannel channel) {
+        Peer peer = null;
+        handshaking = channel;
+        try {
+            channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
+            Socket socket = channel.socket();
+            socket.setSoTimeout((int) config.handshakeTimeout().toMillis());
+            DataInputStream in = new DataInputStream(socket.getInputStream());
+            OutputStream out = socket.getOutputStream();
+            byte[] acceptorNonce = authenticator.nonce();
+            writeFrame(out, STEP_CHALLENGE, rank, size, 0, BOOTSTRAP_MAGIC, acceptorNonce, null);
+            Frame proof = readFrame(in, STEP_PROOF);
+            int peerRank = (int) proof.arg0;
+            if (proof.arg1 != size || proof.arg2 != rank || proof.arg3 != BOOTSTRAP_MAGIC
+                    || peerRank <= rank || peerRank >= size
+                    || proof.payload.length != PeerAuthenticator.NONCE_LENGTH + PeerAuthenticator.MAC_LENGTH) {
+                throw new IOException("a connection claims rank " + proof.arg0 + " of a " + proof.arg1
+                        + "-node cluster (must be above " + rank + " of " + size + ")");
+            }
+            byte[] connectorNonce = java.util.Arrays.copyOf(proof.payload, PeerAuthenticator.NONCE_LENGTH);
+            byte[] mac = java.util.Arrays.copyOfRange(proof.payload, PeerAuthenticator.NONCE_LENGTH,
+                    proof.payload.length);
+            byte[] expected = authenticator.proof(acceptorNonce, connectorNonce, peerRank, rank, size);
+            if (!PeerAuthenticator.matches(expected, mac)) {
+                throw new IOException("a connection claiming rank " + peerRank
+                        + " did not prove it knows the cluster secret");
+            }
+            peer = peers[peerRank];
+            if (peer.state != PEER_NEW || peer.bootstrap != null) {
+                peer = null;
+                throw new IOException("rank " + peerRank + " connected twice");
+            }
+            byte[] welcome = authenticator.welcome(acceptorNonce, connectorNonce, peerRank, rank, size);
+            writeFrame(out, STEP_WELCOME, rank, size, peerRank, 0, welcome, null);
+            writeFrame(out, STEP_ADDRESS, rank, peer.inboundToken, 0, 0, workerAddress, null);
+            Frame address = readFrame(in, STEP_ADDRESS);
+            createEndpoint(peer, address);
+            writeFrame(out, STEP_READY, rank, 0, 0, 0, new byte[0], null);
+            up(peer, channel);
+            channel = null;
+        } catch (IOException | UcxException e) {
+            rejectedMessages.incrementAndGet();
+            LOG.warn("rank {}: refused a bootstrap connection: {}", rank, e.getMessage());
+            if (peer != null) {
+                peer.lastError = e.getMessage();
+                discardEndpoint(peer);
+            }
+        } finally {
+            handshaking = null;
+            closeQuietly(channel);
+        }
+    }
+
+    /** Creates the endpoint to a peer from its ADDRESS frame. Bootstrap thread. */
+    private void createEndpoint(Peer peer, Frame address) throws IOException {
+        if (address.arg0 != peer.rank || address.payload.length == 0) {
+            throw new IOException("rank " + peer.rank + " sent a bad worker address frame");
+        }
+        MemorySegment remote = Arena.ofAuto().allocateFrom(ValueLayout.JAVA_BYTE, address.payload);
+        MemorySegment params = peer.endpointParams;
+        UcpEpParams.fieldMask(params, UcpConstants.UCP_EP_PARAM_FIELD_REMOTE_ADDRESS
+                | UcpConstants.UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UcpConstants.UCP_EP_PARAM_FIELD_ERR_HANDLER);
+        UcpEpParams.address(params, remote.address());
+        UcpEpParams.errMode(params, UcpConstants.UCP_ERR_HANDLING_MODE_PEER);
+        UcpEpParams.errHandlerCb(params, endpointErrorStub.address());
+        UcpEpParams.errHandlerArg(params, peer.rank);
+        long ep = ucp.epCreate(worker, params);
+        boolean stored = false;
+        synchronized (peer) {
+            if (!closed && peer.state == PEER_NEW) {
+                peer.outboundToken = address.arg1;
+                peer.ep = ep;
+                stored = true;
+            }
+        }
+        if (!stored) {
+            forceClose(ep, peer.closeParam);
+            throw new IOException("transport closed while connecting to rank " + peer.rank);
+        }
+        // Keeps the address bytes reachable until ucp_ep_create has read them (it copies what it needs).
+        java.lang.ref.Reference.reachabilityFence(remote);
+    }
+
+    private void discardEndpoint(Peer peer) {
+        long ep;
+        synchronized (peer) {
+            if (peer.state != PEER_NEW) {
+                return;
+            }
+            ep = peer.ep;
+            peer.ep = 0;
+        }
+        if (ep != 0) {
+            // Only replies use an endpoint before the peer is up; wait for any to leave UCX.
+            while (peer.senders.get() != 0) {
+                Thread.onSpinWait();
+            }
+            forceClose(ep, peer.closeParam);
+        }
+    }
+
+    /** Closes an endpoint without flushing (the peer is gone or never came up); UCX frees the request. */
+    private void forceClose(long ep, MemorySegment param) {
+        UcpRequestParam.opAttrMask(param, UcpConstants.UCP_OP_ATTR_FIELD_FLAGS);
+        UcpRequestParam.flags(param, UcpConstants.UCP_EP_CLOSE_FLAG_FORCE);
+        long status = ucp.epCloseNbx(ep, param);
+        if (Ucp.isRequest(status)) {
+            ucp.requestFree(status);
+        }
+    }
+
+    private void up(Peer peer, SocketChannel channel) throws IOException {
+        channel.configureBlocking(false);
+        synchronized (peer) {
+            if (closed || peer.state != PEER_NEW) {
+                throw new IOException("transport closed while connecting to rank " + peer.rank);
+            }
+            peer.bootstrap = channel;
+            peer.lastError = null;
+            peer.state = PEER_UP;
+        }
+        channel.register(selector, SelectionKey.OP_READ, peer);
+        LOG.info("rank {}: UCX endpoint to rank {} is up (bootstrap {})", rank, peer.rank,
+                channel.socket().getRemoteSocketAddress());
+        synchronized (lifecycle) {
+            lifecycle.notifyAll();
+        }
+        events.add(new PeerEvent(peer.rank, null));
+        signalProgress();
+    }
+
+    /** A bootstrap frame as read from the socket. */
+    private record Frame(short step, long arg0, long arg1, long arg2, long arg3, byte[] payload) {
+    }
+
+    private static Frame readFrame(DataInputStream in, short expectedStep) throws IOException {
+        byte[] header = new byte[FrameDescriptor.HEADER_LENGTH];
+        in.readFully(header);
+        MemorySegment h = MemorySegment.ofArray(header);
+        int check = FrameDescriptor.check(h, 0, MAX_WORKER_ADDRESS);
+        if (check != FrameDescriptor.OK) {
+            throw new IOException("bad bootstrap frame: " + FrameDescriptor.describe(check, h, 0, MAX_WORKER_ADDRESS));
+        }
+        short step = FrameDescriptor.type(h, 0);
+        if (FrameDescriptor.kind(h, 0) != FrameDescriptor.KIND_HANDSHAKE || step != expectedStep) {
+            throw new IOException("expected bootstrap step " + expectedStep + ", got kind "
+                    + FrameDescriptor.kind(h, 0) + " step " + step);
+        }
+        byte[] payload = new byte[FrameDescriptor.payloadLength(h, 0)];
+        in.readFully(payload);
+        return new Frame(step, FrameDescriptor.arg(h, 0, 0), FrameDescriptor.arg(h, 0, 1),
+                FrameDescriptor.arg(h, 0, 2), FrameDescriptor.arg(h, 0, 3), payload);
+    }
+
+    private static void writeFrame(OutputStream out, short step, long arg0, long arg1, long arg2, long arg3,
+                                   byte[] first, byte[] second) throws IOException {
+        int length = first.length + (second == null ? 0 : second.length);
+        byte[] frame = new byte[FrameDescriptor.HEADER_LENGTH + length];
+        MemorySegment f = MemorySegment.ofArray(frame);
+        FrameDescriptor.encode(f, 0, FrameDescriptor.KIND_HANDSHAKE, step, (short) 0, length, 0, arg0, arg1, arg2,
+                arg3);
+        System.arraycopy(first, 0, frame, FrameDescriptor.HEADER_LENGTH, first.length);
+        if (second != null) {
+            System.arraycopy(second, 0, frame, FrameDescriptor.HEADER_LENGTH + first.length, second.length);
+        }
+        out.write(frame);
+        out.flush();
+    }
+
+    // ---------------------------------------------------------------- close
+
+    @Override
+    public void close() {
+        Thread progress;
+        synchronized (lifecycle) {
+            if (closed && (progressThread == null || !progressThread.isAlive())) {
+                if (progressThread == null) {
+                    releaseAll();
+                }
+                return;
+            }
+            closed = true;
+            progress = progressThread;
+            lifecycle.notifyAll();
+            if (progress != null && !released) {
+                ucp.workerSignal(worker);
+            }
+        }
+        synchronized (pool) {
+            pool.notifyAll();
+        }
+        if (progress == null) {
+            releaseAll();
+            return;
+        }
+        selector.wakeup();
+        closeQuietly(handshaking);
+        if (progress == Thread.currentThread()) {
+            // Called from a handler: the loop sees 'closed' when the handler returns and cleans up.
+            return;
+        }
+        joinQuietly(progress);
+    }
+
+    private static void joinQuietly(Thread thread) {
+        boolean interrupted = false;
+        while (thread.isAlive()) {
+            try {
+                thread.join();
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /**
+     * Fails what is outstanding, flushes and closes the endpoints, ends the bootstrap, destroys the
+     * worker and the context. Runs once: on the progress thread, or in close() if never started.
+     */
+    private void releaseAll() {
+        synchronized (lifecycle) {
+            if (released) {
+                return;
+            }
+            released = true;
+            closed = true;
+        }
+        TransportException closedCause = closedException();
+        long[] endpoints = new long[size];
+        for (Peer peer : peers) {
+            if (peer == null) {
+                continue;
+            }
+            synchronized (peer) {
+                if (peer.state != PEER_DOWN) {
+                    peer.downCause = closedCause;
+                    peer.state = PEER_DOWN;
+                }
+            }
+            // Senders that saw the peer up finish their UCX call; later ones see it down.
+            while (peer.senders.get() != 0) {
+                Thread.onSpinWait();
+            }
+            endpoints[peer.rank] = peer.ep;
+            peer.ep = 0;
+        }
+        Thread bootstrap = bootstrapThread;
+        if (bootstrap != null) {
+            selector.wakeup();
+            joinQuietly(bootstrap);
+        }
+        try {
+            requests.failAll(closedCause);
+        } catch (RuntimeException e) {
+            LOG.error("rank {}: reply handler failed on close: {}", rank, e.toString());
+        }
+        flushAndClose(endpoints);
+        for (Peer peer : peers) {
+            if (peer != null) {
+                closeQuietly(peer.bootstrap);
+                peer.releaseParked(ucp, worker);
+            }
+        }
+        closeQuietly(server);
+        closeQuietly(selector);
+        for (SendSlot slot : slots) {
+            Thread waiter = slot.waiter;
+            if (waiter != null && !slot.done) {
+                slot.status = UcsConstants.UCS_ERR_CANCELED;
+                slot.done = true;
+                LockSupport.unpark(waiter);
+            }
+        }
+        ucp.workerDestroy(worker);
+        ucp.cleanup(context);
+        for (Peer peer : peers) {
+            if (peer != null) {
+                peer.freeBuffers();
+            }
+        }
+        synchronized (pool) {
+            // Waiting senders have been woken and see 'closed'; nobody touches slot memory after this.
+            for (SendSlot slot : slots) {
+                slot.releaseLarge();
+            }
+        }
+        arena.close();
+        synchronized (lifecycle) {
+            lifecycle.notifyAll();
+        }
+    }
+
+    /** Closes endpoints in flush mode, so messages sent before close() still arrive; bounded in time. */
+    private void flushAndClose(long[] endpoints) {
+        long[] pending = new long[endpoints.length];
+        int count = 0;
+        UcpRequestParam.opAttrMask(closeParam, 0);
+        for (long ep : endpoints) {
+            if (ep != 0) {
+                long status = ucp.epCloseNbx(ep, closeParam);
+                if (Ucp.isRequest(status)) {
+                    pending[count++] = status;
+                }
+            }
+        }
+        long deadline = System.nanoTime() + CLOSE_FLUSH_NANOS;
+        for (int i = 0; i < count; i++) {
+            while (ucp.requestCheckStatus(pending[i]) == UcsConstants.UCS_INPROGRESS
+                    && System.nanoTime() - deadline < 0) {
+                ucp.workerProgress(worker);
+            }
+            ucp.requestFree(pending[i]);
+        }
+    }
+
+    private static void closeQuietly(AutoCloseable closeable) {
+        if (closeable == null) {
+            return;
+        }
+        try {
+            closeable.close();
+        } catch (Exception e) {
+            LOG.debug("close failed: {}", e.toString());
+        }
+    }
+
+    // ---------------------------------------------------------------- state
+
+    /** A peer event from the bootstrap thread: up ({@code down == null}) or down. */
+    private record PeerEvent(int rank, TransportException down) {
+    }
+
+    /** One transport-owned send buffer: request param, AM header and inline payload in native memory. */
+    private final class SendSlot {
+        final int index;
+        final MemorySegment memory;
+        final MemorySegment param;
+        final long headerAddress;
+        final long dataAddress;
+        volatile boolean done;
+        volatile int status;
+        volatile Thread waiter;
+        private Arena largeArena;
+        private MemorySegment large;
+
+        SendSlot(int index, MemorySegment memory) {
+            this.index = index;
+            this.memory = memory;
+            this.param = memory.asSlice(SLOT_PARAM, UcpRequestParam.SIZE);
+            this.headerAddress = memory.address() + SLOT_HEADER;
+            this.dataAddress = memory.address() + SLOT_DATA;
+            UcpRequestParam.opAttrMask(param, UcpConstants.UCP_OP_ATTR_FIELD_CALLBACK
+                    | UcpConstants.UCP_OP_ATTR_FIELD_USER_DATA);
+            UcpRequestParam.cbSend(param, sendCompletionStub.address());
+            UcpRequestParam.userData(param, index);
+        }
+
+        /** Copies a payload above the inline size into this slot's own buffer (rare: progress thread, heap memory). */
+        long largeCopy(MemorySegment source, long offset, int length) {
+            if (large == null || large.byteSize() < length) {
+                releaseLarge();
+                largeArena = Arena.ofShared();
+                large = largeArena.allocate(Math.max(length, maxPayload / 4), 64);
+            }
+            MemorySegment.copy(source, offset, large, 0, length);
+            return large.address();
+        }
+
+        void releaseLarge() {
+            if (largeArena != null) {
+                largeArena.close();
+                largeArena = null;
+                large = null;
+            }
+        }
+    }
+
+    /** A message parked until its sequence number is due. Progress thread only. */
+    private static final class Parked {
+        final MemorySegment header;
+        long sequence = -1;
+        long data;
+        long length;
+        boolean held;
+        boolean rendezvous;
+        private Arena copyArena;
+        private MemorySegment copy;
+
+        Parked(Arena arena) {
+            header = arena.allocate(AM_HEADER_LENGTH, 8);
+        }
+
+        void copyData(long address, long bytes) {
+            if (copy == null || copy.byteSize() < bytes) {
+                if (copyArena != null) {
+                    copyArena.close();
+                }
+                copyArena = Arena.ofShared();
+                copy = copyArena.allocate(Math.max(bytes, 1), 8);
+            }
+            MemorySegment.copy(ALL, address, copy, 0, bytes);
+        }
+
+        long copyAddress() {
+            return copy == null ? 0 : copy.address();
+        }
+
+        void free() {
+            if (copyArena != null) {
+                copyArena.close();
+                copyArena = null;
+                copy = null;
+            }
+        }
+    }
+
+    /** Everything about one remote rank. The monitor of a Peer is its send lock. */
+    private static final class Peer {
+        final int rank;
+        /** What this node expects in messages from the peer; the peer learns it in the bootstrap. */
+        final long inboundToken;
+        volatile int state = PEER_NEW;
+        volatile TransportException downCause;
+        volatile String lastError;
+
+        // Set in start(); bootstrap thread.
+        Endpoint endpoint;
+        InetSocketAddress address;
+        long nextConnectAttempt;
+        volatile SocketChannel bootstrap;
+        final MemorySegment endpointParams;
+        final MemorySegment closeParam;
+
+        /** Set once by the bootstrap thread, cleared by the progress thread when the peer is down. */
+        volatile long ep;
+        volatile long outboundToken;
+        final AtomicLong sendSequence = new AtomicLong();
+        /** Threads inside a UCX call with {@link #ep}; it is closed only at zero. */
+        final AtomicInteger senders = new AtomicInteger();
+
+        // Progress thread only: in-order delivery.
+        long nextSequence;
+        boolean receiving;
+        int parked;
+        Parked[] parking = new Parked[0];
+        final Arena arena;
+        final MemorySegment rendezvousHeader;
+        final MemorySegment receiveParam;
+        MemorySegment rendezvousData;
+        Arena rendezvousArena;
+        int rendezvousLength;
+
+        Peer(int rank, long inboundToken, Arena arena) {
+            this.rank = rank;
+            this.inboundToken = inboundToken;
+            this.arena = arena;
+            this.endpointParams = arena.allocate(UcpEpParams.LAYOUT);
+            this.closeParam = arena.allocate(UcpRequestParam.LAYOUT);
+            this.rendezvousHeader = arena.allocate(AM_HEADER_LENGTH, 8);
+            this.receiveParam = arena.allocate(UcpRequestParam.LAYOUT);
+        }
+
+        long rendezvousBuffer(long length, int maxPayload) {
+            if (rendezvousData == null || rendezvousData.byteSize() < length) {
+                if (rendezvousArena != null) {
+                    rendezvousArena.close();
+                }
+                rendezvousArena = Arena.ofShared();
+                rendezvousData = rendezvousArena.allocate(Math.max(length, Math.min(maxPayload, 1 << 20)), 4096);
+            }
+            return rendezvousData.address();
+        }
+
+        /** Parks a message; false if it is absurdly far ahead (a broken sender). */
+        boolean park(long sequence, long header, long data, long length, boolean held, boolean rendezvous) {
+            long distance = sequence - nextSequence;
+            if (distance >= 1 << 20) {
+                return false;
+            }
+            if (distance >= parking.length) {
+                int capacity = Math.max(16, parking.length);
+                while (capacity <= distance) {
+                    capacity *= 2;
+                }
+                Parked[] grown = new Parked[capacity];
+                for (Parked p : parking) {
+                    if (p != null && p.sequence >= 0) {
+                        grown[(int) (p.sequence & (capacity - 1))] = p;
+                    }
+                }
+                for (int i = 0; i < capacity; i++) {
+                    if (grown[i] == null) {
+                        grown[i] = new Parked(arena);
+                    }
+                }
+                parking = grown;
+            }
+            Parked slot = parking[(int) (sequence & (parking.length - 1))];
+            if (slot.sequence >= 0) {
+                return false;
+            }
+            slot.sequence = sequence;
+            MemorySegment.copy(ALL, header, slot.header, 0, AM_HEADER_LENGTH);
+            slot.held = held;
+            slot.rendezvous = rendezvous;
+            slot.length = length;
+            if (held) {
+                slot.data = data;
+            } else {
+                slot.copyData(data, length);
+                slot.data = 0;
+            }
+            parked++;
+            return true;
+        }
+
+        Parked parkedAt(long sequence) {
+            if (parking.length == 0) {
+                return null;
+            }
+            Parked slot = parking[(int) (sequence & (parking.length - 1))];
+            return slot.sequence == sequence ? slot : null;
+        }
+
+        void unpark(Parked slot) {
+            slot.sequence = -1;
+            parked--;
+        }
+
+        /** Gives back everything parked (the peer is down or the transport closes). */
+        void releaseParked(Ucp ucp, long worker) {
+            for (Parked slot : parking) {
+                if (slot != null) {
+                    if (slot.sequence >= 0 && slot.held) {
+                        ucp.amDataRelease(worker, slot.data);
+                    }
+                    slot.sequence = -1;
+                    slot.free();
+                }
+            }
+            parked = 0;
+        }
+
+        /** Frees the rendezvous buffer; only once UCX can no longer write into it. */
+        void freeBuffers() {
+            if (rendezvousArena != null) {
+                rendezvousArena.close();
+                rendezvousArena = null;
+                rendezvousData = null;
+            }
+        }
+    }
+}
