@@ -55,7 +55,7 @@ class UcxBindingsMatchCompilerTest {
         for (var e : fresh.entrySet()) {
             assertTrue(e.getKey().startsWith("dev/dvmm/bindings/ucx/"), e.getKey() + " is outside the spec's package");
             Path f = root.resolve(e.getKey());
-            if (!Files.exists(f) || !Files.readString(f).equals(e.getValue())) {
+            if (!Files.exists(f) || !withoutStamp(Files.readString(f)).equals(withoutStamp(e.getValue()))) {
                 differ.add(e.getKey());
             }
         }
@@ -90,5 +90,13 @@ class UcxBindingsMatchCompilerTest {
         assertEquals(probe.constants().get("SIZEOF_UCS_STATUS_T"), 1L);
         assertEquals(UcsConstants.SIZEOF_UCS_STATUS_T, 1);
         assertEquals(probe.constants().get("SIZEOF_UCS_THREAD_MODE_T"), 4L);
+    }
+
+    /**
+     * Drops the "Probed: ..." stamp line: a header package update that changes no value (6.1.187 -> 6.1.192
+     * here) must not fail the build, while any size, offset, constant or ioctl difference still does.
+     */
+    private static String withoutStamp(String source) {
+        return source.replaceAll("(?m)^// DO NOT EDIT: run kvm-bindings/regenerate\\. Probed: .*$", "");
     }
 }

@@ -79,6 +79,20 @@ final class InfoCommand implements Callable<Integer> {
             out.println("  unavailable: " + e.getMessage());
             missing.add("userfaultfd (the DSM needs it for multi-node guests)");
         }
+        out.println("host");
+        dev.dvmm.hv.lab.HostMode.Detection mode = dev.dvmm.hv.lab.HostMode.detect();
+        out.printf("  %-22s %s (%s)%n", "mode", mode.mode(), mode.explanation());
+        if (mode.mode() != dev.dvmm.hv.lab.HostMode.HARDWARE_KVM) {
+            out.println("  Linux guests need the lab here: ./dvmm lab -- <command> (QEMU with emulated SVM)");
+        }
+        out.println("UCX (RDMA transport)");
+        try {
+            for (String line : dev.dvmm.dsm.transport.UcxInfo.probe().lines()) {
+                out.println("  " + line);
+            }
+        } catch (RuntimeException | LinkageError e) {
+            out.println("  not usable: " + e.getMessage() + " (optional: the TCP transport works without it)");
+        }
         out.println();
         if (missing.isEmpty()) {
             out.println("dvmm can run here.");

@@ -25,7 +25,7 @@ import picocli.CommandLine.Parameters;
         footer = {"", "Examples:",
             "  dvmm lab -- info",
             "  dvmm lab --exec 'grep -c svm /proc/cpuinfo; ls -l /dev/kvm'",
-            "  dvmm lab --hosts 2 --exec 'ping -c 3 lab$(( (DVMM_LAB_RANK + 1) % 2 ))'",
+            "  dvmm lab --hosts 2 --exec 'ping -c 3 lab$(( (DVMM_LAB_RANK + 1) %% 2 ))'",
             "  dvmm lab --memory 4G -- test -o      (the project's test suite, inside)"})
 public final class LabCommand implements Callable<Integer> {
     @Option(names = "--hosts", paramLabel = "N", description = "number of VMs (default: ${DEFAULT-VALUE})")
