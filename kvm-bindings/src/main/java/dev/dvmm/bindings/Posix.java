@@ -69,6 +69,7 @@ public final class Posix {
     private static final MethodHandle SYSCALL1 = errnoCall("syscall",
             FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG), Linker.Option.firstVariadicArg(1));
     private static final MethodHandle STRERROR = plainCall("strerror", FunctionDescriptor.of(PTR, JAVA_INT));
+    private static final MethodHandle SIGACTION = errnoCall("sigaction", FunctionDescriptor.of(JAVA_INT, JAVA_INT, PTR, PTR));
     private static final MethodHandle SIGRTMIN = plainCall("__libc_current_sigrtmin", FunctionDescriptor.of(JAVA_INT));
     private static final MethodHandle SYSCONF = plainCall("sysconf", FunctionDescriptor.of(JAVA_LONG, JAVA_INT));
 
@@ -339,6 +340,20 @@ public final class Posix {
         } catch (Throwable t) {
             throw rethrow(t);
         }
+    }
+
+    /** sigaction with {@code act} and {@code oldAct} as struct sigaction (see abi.Sigaction); 0 or -errno. */
+    public int sigaction(int sig, MemorySegment act, MemorySegment oldAct) {
+        try {
+            return ret((int) SIGACTION.invokeExact(errnoState, sig, act, oldAct));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** The address of a libc function (for the rare case of handing the kernel a code pointer). */
+    public static MemorySegment libcSymbol(String name) {
+        return LIBC.findOrThrow(name);
     }
 
     public static int sigrtmin() {

@@ -2,6 +2,7 @@ package dev.dvmm.hv.vcpu;
 
 import dev.dvmm.bindings.Posix;
 import dev.dvmm.bindings.abi.PosixConstants;
+import dev.dvmm.bindings.abi.Sigaction;
 import dev.dvmm.bindings.abi.SigsetT;
 import dev.dvmm.bindings.abi.Timespec;
 import java.lang.foreign.Arena;
@@ -14,9 +15,24 @@ import java.lang.foreign.MemorySegment;
  * it never runs a handler: KVM_RUN returns EINTR, and the pending signal is drained with a zero-timeout
  * sigtimedwait. A kick sent while the thread is outside KVM_RUN stays pending and makes the next KVM_RUN
  * return at once, so no kick is lost. SIGRTMIN+4 avoids the signals HotSpot owns.
+ *
+ * <p>The signal still gets a handler, a harmless libc function ({@code getpid}, async-signal-safe, its
+ * result ignored): when a Java thread ends, HotSpot restores the signal mask the thread started with,
+ * which unblocks the kick; a kick still pending then would otherwise kill the process with the default
+ * action (seen: a vCPU thread exiting while another vCPU's IPI kick was in flight).
  */
 final class KickSignal {
     static final int SIGNAL = Posix.sigrtmin() + 4;
+
+    static {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment act = a.allocate(Sigaction.LAYOUT);
+            // SAFETY: the kernel calls this code address as void handler(int); getpid ignores the argument.
+            Sigaction.saHandler(act, Posix.libcSymbol("getpid").address());
+            Sigaction.saFlags(act, 0);
+            Posix.check(Posix.current().sigaction(SIGNAL, act, MemorySegment.NULL), "sigaction for the vCPU kick signal");
+        }
+    }
 
     private final MemorySegment set;
     private final MemorySegment zeroTimeout;

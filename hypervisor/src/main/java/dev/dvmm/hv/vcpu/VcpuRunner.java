@@ -4,7 +4,11 @@ import dev.dvmm.bindings.Posix;
 import dev.dvmm.bindings.abi.KvmConstants;
 import dev.dvmm.bindings.abi.KvmRun;
 import dev.dvmm.bindings.abi.PosixConstants;
+import dev.dvmm.bindings.abi.KvmRegs;
+import dev.dvmm.bindings.abi.KvmSegment;
+import dev.dvmm.bindings.abi.KvmSregs;
 import dev.dvmm.hv.bus.IoBus;
+import dev.dvmm.hv.irq.Lapic;
 import dev.dvmm.hv.vstate.GuestMemory;
 import dev.dvmm.hv.vstate.Vcpu;
 import java.lang.foreign.Arena;
@@ -33,6 +37,8 @@ public final class VcpuRunner implements Runnable {
     private final IoBus pio;
     private final IoBus mmio;
     private final CountDownLatch stopped = new CountDownLatch(1);
+    // The vCPU's userspace local APIC, or null for guests that run without interrupts.
+    private Lapic lapic;
 
     // Mailbox: written by any thread, read by the vCPU thread after each exit. volatile orders the
     // request (and the stop status written before it) before the kick that makes the vCPU look.
@@ -60,6 +66,16 @@ public final class VcpuRunner implements Runnable {
 
     public Vcpu vcpu() { return vcpu; }
 
+    /**
+     * Connects the vCPU's local APIC (before {@link #start}): the loop then injects its interrupts and
+     * NMIs, holds the vCPU out of KVM_RUN while it waits for a SIPI, and sleeps in HLT until there is work.
+     */
+    public void attachLapic(Lapic l) {
+        this.lapic = l;
+    }
+
+    public Lapic lapic() { return lapic; }
+
     public State state() { return state; }
 
     /** Starts the vCPU thread. */
@@ -84,6 +100,8 @@ public final class VcpuRunner implements Runnable {
             try {
                 loop(px, kick);
             } finally {
+                tid = 0;
+                kicks += kick.drain(px);
                 loopNanos = System.nanoTime() - t0;
                 // Allocation of the run loop itself, for the zero-allocation check (two reads per thread life).
                 loopAllocatedBytes = allocatedByThisThread() - allocatedBefore;
@@ -113,6 +131,9 @@ public final class VcpuRunner implements Runnable {
                     LockSupport.park(this);
                 }
                 state = State.RUNNING;
+                continue;
+            }
+            if (lapic != null && !deliverInterrupts(run)) {
                 continue;
             }
             int r = vcpu.run(px);
@@ -216,11 +237,65 @@ public final class VcpuRunner implements Runnable {
         }
     }
 
-    /** HLT with no interrupt controller yet: sleep until another thread posts a request. */
+    /**
+     * Before KVM_RUN: INIT/SIPI, NMI and external interrupt delivery from the userspace LAPIC. Returns
+     * false when the vCPU must not run now (waiting for a SIPI); the caller loops to read its mailbox.
+     */
+    private boolean deliverInterrupts(MemorySegment run) {
+        Lapic l = lapic;
+        // INIT: the LAPIC reset itself and now waits for a SIPI; the CPU stays out of KVM_RUN. (A CPU
+        // INITed after it ran keeps its registers until the SIPI reloads CS:IP; Linux only INITs APs
+        // that never ran.)
+        l.takeInit();
+        if (l.waitingForSipi()) {
+            int vector = l.takeSipi();
+            if (vector < 0) {
+                state = State.PAUSED;
+                LockSupport.parkNanos(this, 50_000_000L);
+                state = State.RUNNING;
+                return false;
+            }
+            startAt(vector);
+        }
+        if (l.takeNmi()) {
+            vcpu.injectNmi();
+        }
+        if (l.hasInjectableInterrupt()) {
+            if (KvmRun.readyForInterruptInjection(run) != 0 && KvmRun.ifFlag(run) != 0) {
+                int v = l.acceptInterrupt();
+                if (v >= 0) {
+                    vcpu.injectInterrupt(v);
+                }
+            } else {
+                KvmRun.requestInterruptWindow(run, 1);
+            }
+        }
+        return true;
+    }
+
+    /** Real mode at vector:0000 after a SIPI (CS selector vector << 8, base vector << 12). */
+    private void startAt(int vector) {
+        MemorySegment s = vcpu.getSregs();
+        MemorySegment cs = s.asSlice(KvmSregs.CS_OFFSET, KvmSegment.SIZE);
+        KvmSegment.selector(cs, vector << 8);
+        KvmSegment.base(cs, (long) vector << 12);
+        vcpu.putSregs();
+        MemorySegment r = vcpu.getRegs();
+        KvmRegs.rip(r, 0);
+        vcpu.putRegs();
+    }
+
+    /** HLT: sleep until the LAPIC has something to deliver or another thread posts a request. */
     private void waitForWork() {
         int before = requests;
+        Lapic l = lapic;
         while (requests == before) {
-            LockSupport.park(this);
+            if (l != null && (l.hasInjectableInterrupt() || l.nmiPending() || l.pendingInit()
+                    || l.pendingSipiVector() >= 0)) {
+                return;
+            }
+            // A timed park: the wake hook unparks at once; the bound only limits a missed wake-up.
+            LockSupport.parkNanos(this, 10_000_000L);
         }
     }
 
