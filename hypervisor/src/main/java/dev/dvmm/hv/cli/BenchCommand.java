@@ -12,7 +12,7 @@ import picocli.CommandLine.Spec;
 
 /** Benchmarks: JSON results plus a table, baselines measured in the same run. */
 @Command(name = "bench", description = "Benchmarks (JSON + table, baselines measured in the same run).",
-        subcommands = {BenchCommand.Exits.class})
+        subcommands = {BenchCommand.Exits.class, BenchCommand.Fault.class})
 final class BenchCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -44,6 +44,43 @@ final class BenchCommand implements Callable<Integer> {
             }
             PrintWriter out = spec.commandLine().getOut();
             ExitBenchmark.Result r = ExitBenchmark.run(exits, rounds, System.err);
+            out.print(r.toTable());
+            if (json != null) {
+                Files.writeString(json, r.toJson());
+                out.println("wrote " + json);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "fault", description = "DSM fault latency between 2 nodes vs a local uffd fault and a 4 KiB round "
+            + "trip, and the page ping-pong rate with and without the hold-time guard.")
+    static final class Fault implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--json", description = "write results as JSON to this file")
+        Path json;
+
+        @Option(names = "--nodes", defaultValue = "2", description = "nodes (only 2 is measured today)")
+        int nodes;
+
+        @Option(names = "--pages", defaultValue = "4000", description = "faults per kind (default: ${DEFAULT-VALUE})")
+        int pages;
+
+        @Option(names = "--hold-us", defaultValue = "200", description = "hold time for the guarded ping-pong run")
+        long holdMicros;
+
+        @Override
+        public Integer call() throws Exception {
+            if (nodes != 2) {
+                throw new UserError("bench fault measures 2 nodes; --nodes " + nodes + " is not supported yet");
+            }
+            if (pages < 100) {
+                throw new UserError("--pages must be at least 100");
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            dev.dvmm.dsm.bench.FaultBenchmark.Result r = dev.dvmm.dsm.bench.FaultBenchmark.run(pages, holdMicros, System.err);
             out.print(r.toTable());
             if (json != null) {
                 Files.writeString(json, r.toJson());

@@ -30,7 +30,7 @@ import java.time.Clock;
  */
 public final class PcPlatform implements AutoCloseable {
     /** How the guest ended, when it ended by itself. */
-    public enum Ending { RUNNING, POWER_OFF, RESET, DEBUG_EXIT }
+    public enum Ending { RUNNING, POWER_OFF, RESET, DEBUG_EXIT, HALT }
 
     private final Machine machine;
     private final HostTimerService timers = new HostTimerService("dvmm-timers");
@@ -55,6 +55,7 @@ public final class PcPlatform implements AutoCloseable {
             l.setEoiListener(ioapic);
             l.setWakeHook(r::kick);
             r.attachLapic(l);
+            r.setHaltListener(this::onHalt);
         }
         machine.mmio().register("lapic", Lapic.DEFAULT_BASE, Lapic.PAGE_SIZE, new LapicPage(lapics));
         machine.mmio().register("ioapic", IoApic.DEFAULT_BASE, IoApic.MMIO_SIZE, ioapic);
@@ -96,6 +97,16 @@ public final class PcPlatform implements AutoCloseable {
     }
 
     public Ending ending() { return ending; }
+
+    private final java.util.Set<Integer> halted = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    /** Every vCPU halted with interrupts off (Linux's "System halted" after poweroff without ACPI). */
+    private void onHalt(int vcpu) {
+        halted.add(vcpu);
+        if (halted.size() == machine.runners().size()) {
+            end(Ending.HALT, 0);
+        }
+    }
 
     public Lapic lapic(int vcpu) { return lapics[vcpu]; }
 

@@ -76,6 +76,17 @@ public final class VcpuRunner implements Runnable {
 
     public Lapic lapic() { return lapic; }
 
+    /** Told when a vCPU executes HLT with interrupts disabled. */
+    public interface HaltListener {
+        void haltedWithInterruptsOff(int vcpu);
+    }
+
+    private volatile HaltListener haltListener;
+
+    public void setHaltListener(HaltListener listener) {
+        this.haltListener = listener;
+    }
+
     public State state() { return state; }
 
     /** Starts the vCPU thread. */
@@ -150,7 +161,17 @@ public final class VcpuRunner implements Runnable {
                 case KvmConstants.KVM_EXIT_IO -> handleIo(run, index);
                 case KvmConstants.KVM_EXIT_MMIO -> handleMmio(run, index);
                 case KvmConstants.KVM_EXIT_INTR -> kicks += kick.drain(px);
-                case KvmConstants.KVM_EXIT_HLT -> waitForWork();
+                case KvmConstants.KVM_EXIT_HLT -> {
+                    if (KvmRun.ifFlag(run) == 0 && lapic != null) {
+                        // HLT with interrupts off: only NMI/INIT can wake it. Tell the platform (a guest
+                        // that halts every CPU this way has halted the machine), then wait as usual.
+                        HaltListener h = haltListener;
+                        if (h != null) {
+                            h.haltedWithInterruptsOff(index);
+                        }
+                    }
+                    waitForWork();
+                }
                 case KvmConstants.KVM_EXIT_IRQ_WINDOW_OPEN -> KvmRun.requestInterruptWindow(run, 0);
                 case KvmConstants.KVM_EXIT_SHUTDOWN ->
                         throw fail("the guest shut down the CPU (triple fault)");

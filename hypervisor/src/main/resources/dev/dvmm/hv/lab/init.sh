@@ -91,6 +91,8 @@ stage1() {
   fi
   hostname "lab$DVMM_LAB_RANK"
   [ -n "$DVMM_LAB_HOSTS_FILE" ] && cat "/newroot$SHARE/hosts" >> /newroot/etc/hosts
+  # The host name must resolve even on a single host (Log4j and the JDK look it up).
+  grep -q "lab$DVMM_LAB_RANK" /newroot/etc/hosts 2>/dev/null || echo "127.0.1.1 lab$DVMM_LAB_RANK" >> /newroot/etc/hosts
 
   exec switch_root /newroot /run/dvmm-lab/busybox sh /run/dvmm-lab/init stage2
   fail "switch_root failed"
