@@ -45,6 +45,7 @@ final class BenchCommand implements Callable<Integer> {
             PrintWriter out = spec.commandLine().getOut();
             ExitBenchmark.Result r = ExitBenchmark.run(exits, rounds, System.err);
             out.print(r.toTable());
+            out.flush();
             if (json != null) {
                 Files.writeString(json, r.toJson());
                 out.println("wrote " + json);
@@ -82,6 +83,7 @@ final class BenchCommand implements Callable<Integer> {
             PrintWriter out = spec.commandLine().getOut();
             dev.dvmm.dsm.bench.FaultBenchmark.Result r = dev.dvmm.dsm.bench.FaultBenchmark.run(pages, holdMicros, System.err);
             out.print(r.toTable());
+            out.flush();
             if (json != null) {
                 Files.writeString(json, r.toJson());
                 out.println("wrote " + json);

@@ -175,23 +175,24 @@ public final class LabImage {
 
         Path image = Files.createDirectories(work.resolve("image"));
         progress.accept("writing the initramfs (" + order.size() + " modules: " + String.join(" ", order) + ")");
-        try (OutputStream file = new BufferedOutputStream(Files.newOutputStream(image.resolve("initramfs.cpio")));
-             CpioArchive cpio = new CpioArchive(file)) {
-            for (String d : List.of("bin", "dev", "lib", "lib/dvmm-lab", "lab-bin", "proc", "sys", "run")) {
-                cpio.directory(d, 0755);
-            }
-            // The kernel opens /dev/console for init before anything can mount devtmpfs.
-            cpio.characterDevice("dev/console", 0600, 5, 1);
-            cpio.file("bin/busybox", 0755, Files.readAllBytes(busybox));
-            cpio.file("init", 0755, recipe.init());
-            for (String m : order) {
-                cpio.file("lib/dvmm-lab/" + m + ".ko", 0644, Files.readAllBytes(modules.file(m)));
-            }
-            cpio.file("lib/dvmm-lab/modules", 0644, (String.join("\n", order) + "\n").getBytes(StandardCharsets.UTF_8));
-            // Applet links for the booted root, made here so the guest need not fork once per applet.
-            for (String applet : list.output().strip().split("\\s+")) {
-                cpio.symlink("lab-bin/" + applet, "/run/dvmm-lab/busybox");
-            }
+        dev.dvmm.boot.initramfs.CpioArchive cpio = new dev.dvmm.boot.initramfs.CpioArchive();
+        for (String d : List.of("bin", "dev", "lib", "lib/dvmm-lab", "lab-bin", "proc", "sys", "run")) {
+            cpio.directory(d, 0755);
+        }
+        // The kernel opens /dev/console for init before anything can mount devtmpfs.
+        cpio.characterDevice("dev/console", 0600, 5, 1);
+        cpio.file("bin/busybox", 0755, Files.readAllBytes(busybox));
+        cpio.file("init", 0755, recipe.init());
+        for (String m : order) {
+            cpio.file("lib/dvmm-lab/" + m + ".ko", 0644, Files.readAllBytes(modules.file(m)));
+        }
+        cpio.file("lib/dvmm-lab/modules", 0644, (String.join("\n", order) + "\n").getBytes(StandardCharsets.UTF_8));
+        // Applet links for the booted root, made here so the guest need not fork once per applet.
+        for (String applet : list.output().strip().split("\\s+")) {
+            cpio.symlink("lab-bin/" + applet, "/run/dvmm-lab/busybox");
+        }
+        try (OutputStream file = new BufferedOutputStream(Files.newOutputStream(image.resolve("initramfs.cpio")))) {
+            cpio.writeTo(file);
         }
         String kernelFormat = bootKernel(root, vmlinuz, image.resolve("kernel"), progress);
         List<String> names = new ArrayList<>();
