@@ -36,6 +36,9 @@ final class GuestCommand implements Callable<Integer> {
     @Option(names = "--stats-json", description = "with --nodes: write every node's DSM statistics as JSON")
     java.nio.file.Path statsJson;
 
+    @Option(names = "--transport", defaultValue = "tcp", description = "with --nodes: tcp or ucx (default: ${DEFAULT-VALUE})")
+    String transport;
+
     @Option(names = "--cpus", defaultValue = "2", description = "vCPUs (default: ${DEFAULT-VALUE})")
     int cpus;
 
@@ -103,7 +106,7 @@ final class GuestCommand implements Callable<Integer> {
         out.flush();
         java.util.List<String> args = java.util.List.of("--cpus", Integer.toString(cpus), "--memory", Long.toString(memory),
                 "--program", program.name(), "--iterations", Long.toString(iterations), "--hold-us",
-                Long.toString(holdMicros), "--timeout", Long.toString(timeoutSeconds));
+                Long.toString(holdMicros), "--timeout", Long.toString(timeoutSeconds), "--transport", transport);
         int rc = dev.dvmm.hv.node.LocalCluster.run(nodes, args, Duration.ofSeconds(timeoutSeconds), statsJson, System.out);
         System.out.flush();
         return rc;

@@ -47,6 +47,9 @@ final class NodeCommand implements Callable<Integer> {
     @Option(names = "--stats-json", description = "write this node's DSM statistics as JSON")
     Path statsJson;
 
+    @Option(names = "--transport", defaultValue = "tcp", description = "tcp or ucx (default: ${DEFAULT-VALUE})")
+    String transport;
+
     @Override
     public Integer call() throws Exception {
         List<Endpoint> cluster = new ArrayList<>();
@@ -67,8 +70,11 @@ final class NodeCommand implements Callable<Integer> {
             throw new UserError("cannot read the cluster secret from " + secretFile + ": " + e.getMessage());
         }
         TestProgram prog = GuestCommand.clusterProgram(program);
+        if (!transport.equals("tcp") && !transport.equals("ucx")) {
+            throw new UserError("--transport must be tcp or ucx, got '" + transport + "'");
+        }
         ClusterNode.Config cfg = new ClusterNode.Config(rank, cluster, secret, cpus, memory, prog, iterations,
-                holdMicros * 1000, Duration.ofSeconds(timeoutSeconds), statsJson);
+                holdMicros * 1000, Duration.ofSeconds(timeoutSeconds), statsJson, transport);
         return new ClusterNode(cfg, System.out).run();
     }
 }

@@ -45,7 +45,8 @@ public final class ClusterNode {
 
     /** What a node runs and where its peers are. */
     public record Config(int rank, List<Endpoint> cluster, byte[] secret, int vcpus, long memoryBytes,
-                         TestProgram program, long iterations, long holdNanos, Duration timeout, Path statsJson) {
+                         TestProgram program, long iterations, long holdNanos, Duration timeout, Path statsJson,
+                         String transport) {
         public int nodes() {
             return cluster.size();
         }
@@ -88,8 +89,7 @@ public final class ClusterNode {
         long pages = cfg.memoryBytes() / DsmPages.PAGE_SIZE;
         try (TestGuestSession session = TestGuestSession.forNode(mine, cfg.vcpus(), cfg.memoryBytes(), cfg.program().testId(),
                 cfg.iterations(), out);
-             Transport transport = new TcpTransport(TcpTransportConfig.of(cfg.rank(), n, cfg.cluster().get(cfg.rank()),
-                     cfg.secret()))) {
+             Transport transport = openTransport(cfg)) {
             var mem = session.machine().memory();
             ProtocolConfig pc = new ProtocolConfig(n, (int) pages, 1, cfg.holdNanos(), 1 << 16);
             try (DsmNode dsm = new DsmNode(transport, pc, mem.memfd(), mem.guestMapping(), mem.aliasMapping())) {
@@ -159,6 +159,17 @@ public final class ClusterNode {
                 }
             }
         }
+    }
+
+    /** tcp (JDK NIO) or ucx (libucp: InfiniBand/RoCE when present, else UCX's tcp/shared memory). */
+    static Transport openTransport(Config cfg) throws TransportException {
+        Endpoint self = cfg.cluster().get(cfg.rank());
+        return switch (cfg.transport()) {
+            case "tcp" -> new TcpTransport(TcpTransportConfig.of(cfg.rank(), cfg.nodes(), self, cfg.secret()));
+            case "ucx" -> new dev.dvmm.dsm.transport.UcxTransport(
+                    dev.dvmm.dsm.transport.UcxTransportConfig.of(cfg.rank(), cfg.nodes(), self, cfg.secret()));
+            default -> throw new KvmException("unknown transport '" + cfg.transport() + "': use tcp or ucx");
+        };
     }
 
     private void checkPeers(DsmNode dsm) {
@@ -248,8 +259,8 @@ public final class ClusterNode {
                 verdict = "exit statuses " + Arrays.toString(statuses);
             }
         }
-        out.printf("cluster result (%d nodes, %d vCPUs, %s): %s: %s%n", cfg.nodes(), v,
-                cfg.program().name().toLowerCase(java.util.Locale.ROOT), verdict, ok ? "ok" : "WRONG");
+        out.printf("cluster result (%d nodes, %d vCPUs, %s, %s): %s: %s%n", cfg.nodes(), v,
+                cfg.program().name().toLowerCase(java.util.Locale.ROOT), cfg.transport(), verdict, ok ? "ok" : "WRONG");
         return ok;
     }
 
