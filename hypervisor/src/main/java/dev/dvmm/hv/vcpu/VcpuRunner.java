@@ -173,6 +173,8 @@ public final class VcpuRunner implements Runnable {
                     waitForWork();
                 }
                 case KvmConstants.KVM_EXIT_IRQ_WINDOW_OPEN -> KvmRun.requestInterruptWindow(run, 0);
+                // On AMD hosts KVM has already reset the vCPU when it reports SHUTDOWN: the dump then
+                // shows the reset state, not the faulting one.
                 case KvmConstants.KVM_EXIT_SHUTDOWN ->
                         throw fail("the guest shut down the CPU (triple fault)");
                 case KvmConstants.KVM_EXIT_INTERNAL_ERROR -> throw fail(internalError(run));

@@ -122,8 +122,11 @@ class TestGuestKvmTest {
             dev.dvmm.hv.vcpu.VcpuFailure f = org.junit.jupiter.api.Assertions.assertThrows(
                     dev.dvmm.hv.vcpu.VcpuFailure.class, () -> s.run(TIMEOUT));
             assertTrue(f.getMessage().contains("triple fault"), f.getMessage());
-            assertTrue(f.dump().contains("rip=0000000000180000"), f.dump());
-            assertTrue(f.dump().contains("code at rip: 0f 0b"), f.dump());
+            // Intel and PVM report the state at the fault; AMD SVM has already reset the vCPU when KVM
+            // reports SHUTDOWN (VMCB undefined after the intercept), so the dump shows the reset vector.
+            boolean atFault = f.dump().contains("rip=0000000000180000") && f.dump().contains("code at rip: 0f 0b");
+            boolean afterReset = f.dump().contains("rip=000000000000fff0");
+            assertTrue(atFault || afterReset, f.dump());
         }
     }
 
