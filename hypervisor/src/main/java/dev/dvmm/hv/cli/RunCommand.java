@@ -38,7 +38,11 @@ final class RunCommand implements Callable<Integer> {
             description = "guest RAM (default: ${DEFAULT-VALUE})")
     long memory;
 
-    @Option(names = "--kernel", description = "kernel image (bzImage or vmlinux); default: the default image")
+    @Option(names = "--image", defaultValue = "default", description = "default (minimal kernel built from Debian's "
+            + "linux-source-6.1) or debian (Debian's stock linux-image-amd64, unmodified); both with the same initramfs")
+    String image;
+
+    @Option(names = "--kernel", description = "kernel image (bzImage or vmlinux) instead of --image")
     Path kernel;
 
     @Option(names = "--initrd", description = "initramfs (cpio); default with the default image: its initramfs")
@@ -74,9 +78,13 @@ final class RunCommand implements Callable<Integer> {
         KernelFile initrdFile = null;
         KernelCommandLine cmdline = new KernelCommandLine().add("console", "ttyS0").add("earlyprintk", "serial")
                 .add("panic", -1).add("no_timer_check").add("tsc=reliable");
+        if (!image.equals("default") && !image.equals("debian")) {
+            throw new UserError("--image must be default or debian, got '" + image + "'");
+        }
         if (kernel == null) {
-            Path image = defaultKernel(out);
-            kernelFile = KernelFile.open(image.resolve("bzImage"));
+            Path k = image.equals("debian") ? dev.dvmm.hv.lab.DebianKernel.vmlinuz(cacheRoot())
+                    : defaultKernel(out).resolve("bzImage");
+            kernelFile = KernelFile.open(k);
             initrdFile = KernelFile.open(GuestInitramfs.build(cacheRoot()));
             cmdline.add("dvmm.run", programs);
         } else {
@@ -88,7 +96,7 @@ final class RunCommand implements Callable<Integer> {
         if (!append.isBlank()) {
             cmdline.addAll(append);
         }
-        out.printf("dvmm: booting %s on %d vCPU(s), %d MiB%n", kernel == null ? "the default image" : kernel, cpus,
+        out.printf("dvmm: booting %s on %d vCPU(s), %d MiB%n", kernel == null ? "the " + image + " image" : kernel, cpus,
                 memory >> 20);
         out.flush();
         long t0 = System.nanoTime();
@@ -144,7 +152,7 @@ final class RunCommand implements Callable<Integer> {
         List<String> args = new ArrayList<>(List.of("lab", "--cpus", "1",
                 "--memory", Long.toString(Math.max(3L << 30, memory + (2L << 30)) >> 20) + "M", "--",
                 "run", "--lab", "never", "--cpus", Integer.toString(cpus), "--memory", Long.toString(memory),
-                "--programs", programs, "--timeout", Long.toString(timeoutSeconds)));
+                "--programs", programs, "--timeout", Long.toString(timeoutSeconds), "--image", image));
         if (kernel != null) {
             args.addAll(List.of("--kernel", kernel.toAbsolutePath().toString()));
         }
@@ -155,11 +163,15 @@ final class RunCommand implements Callable<Integer> {
             args.addAll(List.of("--append", append));
         }
         if (kernel == null) {
-            // Build the image on the host (fast) rather than inside the emulated VM.
+            // Build or fetch the image on the host (fast) rather than inside the emulated VM.
             try {
-                defaultKernel(out);
+                if (image.equals("debian")) {
+                    dev.dvmm.hv.lab.DebianKernel.vmlinuz(cacheRoot());
+                } else {
+                    defaultKernel(out);
+                }
                 GuestInitramfs.build(cacheRoot());
-            } catch (IOException | InterruptedException | BootException e) {
+            } catch (IOException | InterruptedException | BootException | dev.dvmm.hv.lab.LabException e) {
                 throw new UserError("preparing the default image failed: " + e.getMessage());
             }
         }
