@@ -124,6 +124,11 @@ final class RunCommand implements Callable<Integer> {
         return env != null ? Path.of(env, "images") : Path.of(System.getProperty("user.home"), ".cache", "dvmm", "images");
     }
 
+    /** The default image's bzImage (built on first use). */
+    static Path prepareDefaultImage(PrintWriter out) throws IOException, InterruptedException {
+        return defaultKernel(out).resolve("bzImage");
+    }
+
     /** The default kernel, built from the recipe in guest-boot/image on first use (minutes), cached by hash. */
     private static Path defaultKernel(PrintWriter out) throws IOException, InterruptedException {
         Path root = Path.of(System.getProperty("dvmm.root", "."));
