@@ -71,6 +71,7 @@ public final class Posix {
     private static final MethodHandle STRERROR = plainCall("strerror", FunctionDescriptor.of(PTR, JAVA_INT));
     private static final MethodHandle SIGACTION = errnoCall("sigaction", FunctionDescriptor.of(JAVA_INT, JAVA_INT, PTR, PTR));
     private static final MethodHandle SIGRTMIN = plainCall("__libc_current_sigrtmin", FunctionDescriptor.of(JAVA_INT));
+    private static final MethodHandle MEMCPY = plainCall("memcpy", FunctionDescriptor.of(PTR, PTR, PTR, JAVA_LONG));
     private static final MethodHandle SYSCONF = plainCall("sysconf", FunctionDescriptor.of(JAVA_LONG, JAVA_INT));
 
     /** Returned by mmap on failure. */
@@ -388,6 +389,25 @@ public final class Posix {
     public long syscall1(long number, long arg) {
         try {
             return ret((long) SYSCALL1.invokeExact(errnoState, number, arg));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Copies through libc's memcpy. The calling thread is "in native" while it runs, so when the copy
+     * faults on userfaultfd-registered guest memory and waits for the fault service, HotSpot can still
+     * reach safepoints; the same access from Java code would hold every other Java thread (the fault
+     * service included) at the next safepoint: a deadlock.
+     */
+    public static void copyNative(MemorySegment src, long srcOffset, MemorySegment dst, long dstOffset, long length) {
+        if (srcOffset < 0 || dstOffset < 0 || length < 0 || srcOffset > src.byteSize() - length
+                || dstOffset > dst.byteSize() - length || !src.isNative() || !dst.isNative()) {
+            throw new IndexOutOfBoundsException("native copy out of bounds or not native memory");
+        }
+        try {
+            MemorySegment unused = (MemorySegment) MEMCPY.invokeExact(
+                    MemorySegment.ofAddress(dst.address() + dstOffset), MemorySegment.ofAddress(src.address() + srcOffset), length);
         } catch (Throwable t) {
             throw rethrow(t);
         }

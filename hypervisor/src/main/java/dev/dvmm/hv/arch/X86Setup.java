@@ -45,7 +45,17 @@ public final class X86Setup {
 
     /** Writes the GDT and identity page tables once per VM into guest memory. */
     public static void writeLongModeTables(GuestMemory mem) {
-        MemorySegment m = mem.guestMapping();
+        // Built in a scratch buffer laid out like guest memory from 0, then copied natively: guest memory
+        // may be userfaultfd-backed (see Posix.copyNative).
+        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment m = a.allocate(PD + 4 * 0x1000L);
+            fillTables(m);
+            dev.dvmm.bindings.Posix.copyNative(m, GDT_BASE, mem.guestMapping(), GDT_BASE, 7 * 8);
+            dev.dvmm.bindings.Posix.copyNative(m, PML4, mem.guestMapping(), PML4, PD + 4 * 0x1000L - PML4);
+        }
+    }
+
+    private static void fillTables(MemorySegment m) {
         long[] gdt = {
             0,
             0x00af9a000000ffffL, // 0x08 kernel code, 64-bit

@@ -132,7 +132,12 @@ public final class TestGuestSession implements AutoCloseable {
 
     private void load(TestGuest g) {
         byte[] image = g.image();
-        MemorySegment.copy(MemorySegment.ofArray(image), 0, machine.memory().guestMapping(), g.loadAddress(), image.length);
+        // Through a native copy: guest memory may be userfaultfd-backed (DSM), see Posix.copyNative.
+        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment buf = a.allocate(image.length);
+            MemorySegment.copy(MemorySegment.ofArray(image), 0, buf, 0, image.length);
+            dev.dvmm.bindings.Posix.copyNative(buf, 0, machine.memory().guestMapping(), g.loadAddress(), image.length);
+        }
     }
 
     public Machine machine() { return machine; }

@@ -218,7 +218,12 @@ public final class ClusterNode {
 
     /** Node 0: checks what the guest computed, reading guest memory through the DSM. */
     private boolean verify(TestGuestSession session, DsmNode dsm) {
-        MemorySegment g = session.machine().memory().guestMapping();
+        // A native copy of the guest's first 4 MiB (results, data, pattern), pulled through the DSM: reading
+        // the guest mapping from Java code could deadlock with HotSpot safepoints (see Posix.copyNative).
+        long need = Math.max(4L << 20, TestGuest.PATTERN + (long) cfg.vcpus() * cfg.iterations() * 8);
+        need = Math.min(cfg.memoryBytes(), (need + 4095) & ~4095L);
+        MemorySegment g = java.lang.foreign.Arena.ofAuto().allocate(need, 4096);
+        dev.dvmm.bindings.Posix.copyNative(session.machine().memory().guestMapping(), 0, g, 0, g.byteSize());
         long v = cfg.vcpus();
         long n = cfg.iterations();
         String verdict;

@@ -65,6 +65,7 @@ public final class LocalCluster {
         try {
             for (int r = 0; r < nodes; r++) {
                 List<String> cmd = new ArrayList<>(List.of(javaBin, "--enable-native-access=ALL-UNNAMED",
+                        "-XX:+UnlockDiagnosticVMOptions", "-XX:GuaranteedSafepointInterval=0",
                         "-cp", System.getProperty("java.class.path"), "dev.dvmm.hv.cli.Main", "node",
                         "--rank", Integer.toString(r), "--peers", peers.toString(), "--secret-file", secret.toString(),
                         "--stats-json", dir.resolve("stats-" + r + ".json").toString()));

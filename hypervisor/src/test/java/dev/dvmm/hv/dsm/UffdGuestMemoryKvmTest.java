@@ -64,7 +64,14 @@ class UffdGuestMemoryKvmTest {
                     pages.invalidate(page);
                     long before = faults.get();
                     long[] seen = {-1};
-                    Thread t = Thread.ofPlatform().start(() -> seen[0] = guest.get(ValueLayout.JAVA_LONG, TestGuest.PATTERN + 8));
+                    // A native copy: a Java-code access blocked on the fault could stall HotSpot's safepoints.
+                    Thread t = Thread.ofPlatform().start(() -> {
+                        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+                            MemorySegment one = a.allocate(8);
+                            dev.dvmm.bindings.Posix.copyNative(guest, TestGuest.PATTERN + 8, one, 0, 8);
+                            seen[0] = one.get(ValueLayout.JAVA_LONG, 0);
+                        }
+                    });
                     t.join(10_000);
                     assertEquals(0, seen[0]);
                     assertEquals(before + 1, faults.get());
