@@ -97,7 +97,7 @@ class DsmPagesTest {
 
     private long readFromAnotherThread(long offset) throws Exception {
         long[] v = new long[1];
-        Thread t = Thread.ofPlatform().start(() -> v[0] = guest.get(ValueLayout.JAVA_LONG, offset));
+        Thread t = Thread.ofPlatform().start(() -> v[0] = dev.dvmm.dsm.NativeAccess.get(guest, offset));
         t.join(10_000);
         assertTrue(!t.isAlive(), "thread blocked on a fault that was never resolved");
         return v[0];
@@ -110,7 +110,7 @@ class DsmPagesTest {
             assertEquals(0, readFromAnotherThread(4 * DsmPages.PAGE_SIZE + 8));
             assertEquals(2, missing.get());
             // Present pages no longer fault, and the alias sees the same bytes.
-            assertEquals(3 * 1_000_000 + 64, guest.get(ValueLayout.JAVA_LONG, 3 * DsmPages.PAGE_SIZE + 64));
+            assertEquals(3 * 1_000_000 + 64, dev.dvmm.dsm.NativeAccess.get(guest, 3 * DsmPages.PAGE_SIZE + 64));
             assertEquals(3 * 1_000_000 + 64, alias.get(ValueLayout.JAVA_LONG, 3 * DsmPages.PAGE_SIZE + 64));
             assertEquals(2, missing.get());
         });
@@ -120,14 +120,14 @@ class DsmPagesTest {
     void writeToAReadOnlyPageFaultsWpAndUpgradeLetsItThrough() {
         assertTimeoutPreemptively(java.time.Duration.ofSeconds(30), () -> {
             readFromAnotherThread(5 * DsmPages.PAGE_SIZE);            // read miss: installed read-only
-            Thread w = Thread.ofPlatform().start(() -> guest.set(ValueLayout.JAVA_LONG, 5 * DsmPages.PAGE_SIZE, 42L));
+            Thread w = Thread.ofPlatform().start(() -> dev.dvmm.dsm.NativeAccess.set(guest, 5 * DsmPages.PAGE_SIZE, 42L));
             w.join(10_000);
             assertTrue(!w.isAlive(), "writer never resumed after the upgrade");
             assertEquals(1, wpFaults.get(), String.valueOf(log));
             assertEquals(42L, alias.get(ValueLayout.JAVA_LONG, 5 * DsmPages.PAGE_SIZE));
             // Downgrade: the next write faults WP again.
             pages.downgrade(5);
-            Thread w2 = Thread.ofPlatform().start(() -> guest.set(ValueLayout.JAVA_LONG, 5 * DsmPages.PAGE_SIZE, 43L));
+            Thread w2 = Thread.ofPlatform().start(() -> dev.dvmm.dsm.NativeAccess.set(guest, 5 * DsmPages.PAGE_SIZE, 43L));
             w2.join(10_000);
             assertEquals(2, wpFaults.get(), String.valueOf(log));
             assertEquals(43L, alias.get(ValueLayout.JAVA_LONG, 5 * DsmPages.PAGE_SIZE));
@@ -137,7 +137,7 @@ class DsmPagesTest {
     @Test
     void invalidatedPagesFaultAgainAndLoseTheirContents() {
         assertTimeoutPreemptively(java.time.Duration.ofSeconds(30), () -> {
-            Thread w = Thread.ofPlatform().start(() -> guest.set(ValueLayout.JAVA_LONG, 6 * DsmPages.PAGE_SIZE, 99L));
+            Thread w = Thread.ofPlatform().start(() -> dev.dvmm.dsm.NativeAccess.set(guest, 6 * DsmPages.PAGE_SIZE, 99L));
             w.join(10_000);
             assertEquals(99L, alias.get(ValueLayout.JAVA_LONG, 6 * DsmPages.PAGE_SIZE));
             assertEquals(1, missing.get());

@@ -102,13 +102,13 @@ class DsmNodePairTest {
     void writesOnOneNodeAreReadOnTheOtherAndBack() {
         assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
             long[] seen = new long[4];
-            onThread(() -> guest[0].set(ValueLayout.JAVA_LONG, 5 * 4096 + 16, 0xA11CEL));
-            onThread(() -> seen[0] = guest[1].get(ValueLayout.JAVA_LONG, 5 * 4096 + 16));
+            onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[0], 5 * 4096 + 16, 0xA11CEL));
+            onThread(() -> seen[0] = dev.dvmm.dsm.NativeAccess.get(guest[1], 5 * 4096 + 16));
             assertEquals(0xA11CEL, seen[0], "node 1 reads what node 0 wrote");
-            onThread(() -> guest[1].set(ValueLayout.JAVA_LONG, 5 * 4096 + 16, 0xB0BL));
-            onThread(() -> seen[1] = guest[0].get(ValueLayout.JAVA_LONG, 5 * 4096 + 16));
+            onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[1], 5 * 4096 + 16, 0xB0BL));
+            onThread(() -> seen[1] = dev.dvmm.dsm.NativeAccess.get(guest[0], 5 * 4096 + 16));
             assertEquals(0xB0BL, seen[1], "node 0 reads node 1's later write, not its stale copy");
-            onThread(() -> seen[2] = guest[1].get(ValueLayout.JAVA_LONG, 9 * 4096));
+            onThread(() -> seen[2] = dev.dvmm.dsm.NativeAccess.get(guest[1], 9 * 4096));
             assertEquals(0, seen[2], "a never-written page reads as zeros");
             assertTrue(nodes[0].stats().invalidationsReceived() + nodes[1].stats().invalidationsReceived() >= 1,
                     "the stale copy was invalidated");
@@ -126,14 +126,14 @@ class DsmNodePairTest {
                 final int me = r;
                 t[r] = Thread.ofPlatform().start(() -> {
                     for (int round = 0; round < 20; round++) {
-                        while (guest[me].get(ValueLayout.JAVA_LONG_UNALIGNED, 0) % 2 != me) {
+                        while (dev.dvmm.dsm.NativeAccess.get(guest[me], 0) % 2 != me) {
                             Thread.onSpinWait();
                         }
                         for (int p = 1; p < PAGES; p++) {
                             long off = p * 4096L + 8;
-                            guest[me].set(ValueLayout.JAVA_LONG, off, guest[me].get(ValueLayout.JAVA_LONG, off) + 1);
+                            dev.dvmm.dsm.NativeAccess.set(guest[me], off, dev.dvmm.dsm.NativeAccess.get(guest[me], off) + 1);
                         }
-                        guest[me].set(ValueLayout.JAVA_LONG, 0, guest[me].get(ValueLayout.JAVA_LONG, 0) + 1);
+                        dev.dvmm.dsm.NativeAccess.set(guest[me], 0, dev.dvmm.dsm.NativeAccess.get(guest[me], 0) + 1);
                     }
                 });
             }
@@ -146,7 +146,7 @@ class DsmNodePairTest {
                 final int me = r;
                 onThread(() -> {
                     for (int p = 1; p < PAGES; p++) {
-                        sums[me] += guest[me].get(ValueLayout.JAVA_LONG, p * 4096L + 8);
+                        sums[me] += dev.dvmm.dsm.NativeAccess.get(guest[me], p * 4096L + 8);
                     }
                 });
             }
@@ -169,8 +169,8 @@ class DsmNodePairTest {
             }
             assertEquals(3, nodes[0].stats().rejectedMessages());
             long[] seen = new long[1];
-            onThread(() -> guest[0].set(ValueLayout.JAVA_LONG, 3 * 4096, 99));
-            onThread(() -> seen[0] = guest[1].get(ValueLayout.JAVA_LONG, 3 * 4096));
+            onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[0], 3 * 4096, 99));
+            onThread(() -> seen[0] = dev.dvmm.dsm.NativeAccess.get(guest[1], 3 * 4096));
             assertEquals(99, seen[0], "node 0 still serves its pages");
             assertNull(nodes[0].failure());
         });
