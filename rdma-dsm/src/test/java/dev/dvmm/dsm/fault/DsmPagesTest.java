@@ -15,7 +15,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The DSM page mechanism on a memfd mapped twice, driven by JVM threads that touch the guest mapping
@@ -39,16 +38,7 @@ class DsmPagesTest {
 
     @BeforeEach
     void setUp() {
-        long f;
-        try {
-            f = Userfaultfd.supportedFeatures();
-        } catch (FaultServiceException e) {
-            System.out.println("SKIPPED: " + e.getMessage());
-            assumeTrue(false, e.getMessage());
-            return;
-        }
-        assumeTrue((f & dev.dvmm.bindings.abi.UffdConstants.UFFD_FEATURE_WP_HUGETLBFS_SHMEM) != 0,
-                "this kernel's userfaultfd cannot write-protect shared memory");
+        dev.dvmm.dsm.UffdAvailable.assume();
         long len = PAGES * DsmPages.PAGE_SIZE;
         memfd = Posix.check(px.memfdCreate("dsm-test", PosixConstants.MFD_CLOEXEC), "memfd");
         Posix.check(px.ftruncate(memfd, len), "ftruncate");

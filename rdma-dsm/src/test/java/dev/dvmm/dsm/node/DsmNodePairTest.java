@@ -3,8 +3,6 @@ package dev.dvmm.dsm.node;
 import dev.dvmm.bindings.Posix;
 import dev.dvmm.bindings.abi.PosixConstants;
 import dev.dvmm.dsm.fault.DsmPages;
-import dev.dvmm.dsm.fault.FaultServiceException;
-import dev.dvmm.dsm.fault.Userfaultfd;
 import dev.dvmm.dsm.protocol.MessageType;
 import dev.dvmm.dsm.protocol.ProtocolConfig;
 import dev.dvmm.dsm.transport.Endpoint;
@@ -25,7 +23,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Two DSM nodes in one JVM, each with its own memfd guest memory, userfaultfd and TCP transport: JVM
@@ -41,12 +38,7 @@ class DsmNodePairTest {
 
     @BeforeEach
     void setUp() throws Exception {
-        try {
-            Userfaultfd.supportedFeatures();
-        } catch (FaultServiceException e) {
-            System.out.println("SKIPPED: " + e.getMessage());
-            assumeTrue(false, e.getMessage());
-        }
+        dev.dvmm.dsm.UffdAvailable.assume();
         byte[] secret = "pair-test-secret-0123456789abcdef".getBytes();
         Posix px = Posix.current();
         long len = PAGES * DsmPages.PAGE_SIZE;

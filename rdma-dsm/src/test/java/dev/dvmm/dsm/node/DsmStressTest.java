@@ -3,8 +3,6 @@ package dev.dvmm.dsm.node;
 import dev.dvmm.bindings.Posix;
 import dev.dvmm.bindings.abi.PosixConstants;
 import dev.dvmm.dsm.fault.DsmPages;
-import dev.dvmm.dsm.fault.FaultServiceException;
-import dev.dvmm.dsm.fault.Userfaultfd;
 import dev.dvmm.dsm.protocol.ProtocolConfig;
 import dev.dvmm.dsm.transport.Endpoint;
 import dev.dvmm.dsm.transport.PeerListener;
@@ -22,7 +20,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** Several DSM nodes in one JVM hammering the same pages with atomic increments from JVM threads. */
 class DsmStressTest {
@@ -37,12 +34,7 @@ class DsmStressTest {
     }
 
     private void run(int n, int pagesUsed, int increments) throws Exception {
-        try {
-            Userfaultfd.supportedFeatures();
-        } catch (FaultServiceException e) {
-            System.out.println("SKIPPED: " + e.getMessage());
-            assumeTrue(false, e.getMessage());
-        }
+        dev.dvmm.dsm.UffdAvailable.assume();
         int pages = 16;
         byte[] secret = "stress-test-secret-0123456789abcd".getBytes();
         Posix px = Posix.current();
