@@ -94,6 +94,10 @@ public final class Layout {
     public static final int PM1A_CNT_PORT = 0x604;
     /** Length of the PM1a control block in bytes. */
     public static final int PM1A_CNT_LEN = 2;
+    /** PM timer (4 bytes, 24-bit counter at 3.579545 MHz): Linux calibrates the LAPIC timer against it. */
+    public static final int PM_TMR_PORT = 0x608;
+    /** Length of the PM timer block in bytes. */
+    public static final int PM_TMR_LEN = 4;
     /** ISA IRQ of the ACPI system control interrupt. */
     public static final int SCI_IRQ = 9;
 

@@ -8,7 +8,9 @@ import dev.dvmm.boot.memory.GuestPhysicalMemory;
  * The ACPI tables a Linux guest needs to find its CPUs and power off, at {@link Layout#ACPI_TABLES}:
  * RSDP (revision 2) -> XSDT and RSDT -> FADT (-> FACS, DSDT) and MADT. Every checksum makes its
  * table sum to zero. The fixed hardware is in port I/O space: PM1a event block at
- * {@link Layout#PM1A_EVT_PORT}, PM1a control block at {@link Layout#PM1A_CNT_PORT}, SCI on
+ * {@link Layout#PM1A_EVT_PORT}, PM1a control block at {@link Layout#PM1A_CNT_PORT}, a 24-bit PM timer at
+ * {@link Layout#PM_TMR_PORT} (Linux trusts a LAPIC timer calibrated against it and skips a jiffies
+ * cross-check that a slow or overcommitted host fails), SCI on
  * {@link Layout#SCI_IRQ}; SMI_CMD is 0, so the OS treats the machine as always in ACPI mode. The
  * DSDT holds only \_S5: writing SLP_TYP = {@link #SLP_TYP_S5} with SLP_EN to PM1a_CNT powers off.
  */
@@ -134,9 +136,11 @@ public final class AcpiTables {
                     .u32(0).u8(0).u8(0).u8(0).u8(0)     // 48 SMI_CMD none, ACPI_ENABLE/DISABLE, S4BIOS_REQ, PSTATE_CNT
                     .u32(Layout.PM1A_EVT_PORT).u32(0)   // 56 PM1a_EVT_BLK, 60 PM1b_EVT_BLK
                     .u32(Layout.PM1A_CNT_PORT).u32(0)   // 64 PM1a_CNT_BLK, 68 PM1b_CNT_BLK
-                    .u32(0).u32(0).u32(0).u32(0)        // 72 PM2_CNT, 76 PM_TMR, 80 GPE0, 84 GPE1: none
+                    .u32(0).u32(Layout.PM_TMR_PORT)     // 72 PM2_CNT: none, 76 PM_TMR_BLK
+                    .u32(0).u32(0)                      // 80 GPE0, 84 GPE1: none
                     .u8(Layout.PM1A_EVT_LEN).u8(Layout.PM1A_CNT_LEN) // 88 PM1_EVT_LEN, 89 PM1_CNT_LEN
-                    .u8(0).u8(0).u8(0).u8(0).u8(0).u8(0) // 90 PM2_CNT_LEN .. 95 CST_CNT
+                    .u8(0).u8(Layout.PM_TMR_LEN)        // 90 PM2_CNT_LEN, 91 PM_TMR_LEN
+                    .u8(0).u8(0).u8(0).u8(0)            // 92 GPE0_BLK_LEN .. 95 CST_CNT
                     .u16(P_LVL2_LAT_NONE).u16(P_LVL3_LAT_NONE) // 96, 98
                     .u16(0).u16(0).u8(0).u8(0)          // 100 FLUSH_SIZE, FLUSH_STRIDE, DUTY_OFFSET, DUTY_WIDTH
                     .u8(0).u8(0).u8(0)                  // 106 DAY_ALRM, MON_ALRM, CENTURY: none
@@ -148,7 +152,9 @@ public final class AcpiTables {
             gas(t, Layout.PM1A_EVT_PORT, Layout.PM1A_EVT_LEN);  // 148 X_PM1a_EVT_BLK
             t.zeros(12);                                        // 160 X_PM1b_EVT_BLK
             gas(t, Layout.PM1A_CNT_PORT, Layout.PM1A_CNT_LEN);  // 172 X_PM1a_CNT_BLK
-            t.zeros(12 * 5)     // 184 X_PM1b_CNT, X_PM2_CNT, X_PM_TMR, X_GPE0, X_GPE1: none
+            t.zeros(12 * 2);    // 184 X_PM1b_CNT_BLK, 196 X_PM2_CNT_BLK: none
+            gas(t, Layout.PM_TMR_PORT, Layout.PM_TMR_LEN);      // 208 X_PM_TMR_BLK
+            t.zeros(12 * 2)     // 220 X_GPE0_BLK, 232 X_GPE1_BLK: none
                     .zeros(12 * 2)  // 244 SLEEP_CONTROL_REG, SLEEP_STATUS_REG: none
                     .u64(0);        // 268 hypervisor vendor identity
         });

@@ -284,7 +284,9 @@ class FirmwareTablesTest {
         assertEquals(Layout.PM1A_CNT_PORT, u32(m, fadt + 64));
         assertEquals(4, u8(m, fadt + 88), "PM1_EVT_LEN");
         assertEquals(2, u8(m, fadt + 89), "PM1_CNT_LEN");
-        assertEquals(0, u32(m, fadt + 76), "no PM timer");
+        assertEquals(Layout.PM_TMR_PORT, u32(m, fadt + 76), "PM timer");
+        assertEquals(4, u8(m, fadt + 91), "PM_TMR_LEN");
+        assertEquals(0, u32(m, fadt + 112) & (1 << 8), "TMR_VAL_EXT clear: 24-bit timer");
         assertEquals(0x2, u16(m, fadt + 109) & 0x2, "8042 present");
         assertEquals(0, u32(m, fadt + 112) & (1 << 20), "not hardware-reduced");
         // 64-bit fields agree with the 32-bit ones.
@@ -294,6 +296,7 @@ class FirmwareTablesTest {
         assertEquals(facs, m.getLong(fadt + 132), "X_FIRMWARE_CTRL");
         assertGas(m, fadt + 148, Layout.PM1A_EVT_PORT, 32);
         assertGas(m, fadt + 172, Layout.PM1A_CNT_PORT, 16);
+        assertGas(m, fadt + 208, Layout.PM_TMR_PORT, 32);
 
         assertEquals("FACS", ascii(m, facs, 4));
         assertEquals(64, u32(m, facs + 4));

@@ -62,6 +62,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--timeout", defaultValue = "900", description = "seconds")
     long timeoutSeconds;
 
+    @Option(names = "--exit-stats", description = "print where vCPU time went at the end: exits by reason, port "
+            + "and LAPIC register; time in KVM_RUN, halted and in the VMM")
+    boolean exitStats;
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
@@ -102,8 +106,12 @@ final class RunCommand implements Callable<Integer> {
         long t0 = System.nanoTime();
         try (LinuxGuestSession s = LinuxGuestSession.boot(cpus, memory, kernelFile, initrdFile, cmdline,
                 SmpEnumeration.BOTH, System.out)) {
+            if (exitStats) {
+                s.profileExits();
+            }
             int status = s.run(Duration.ofSeconds(timeoutSeconds));
             System.out.flush();
+            out.print(s.exitReport());
             PcPlatform.Ending how = s.platform().ending();
             out.printf(Locale.ROOT, "dvmm: guest ended (%s) after %.1f s%n", how.name().toLowerCase(Locale.ROOT).replace('_', ' '),
                     (System.nanoTime() - t0) / 1e9);
@@ -166,6 +174,9 @@ final class RunCommand implements Callable<Integer> {
         }
         if (!append.isBlank()) {
             args.addAll(List.of("--append", append));
+        }
+        if (exitStats) {
+            args.add("--exit-stats");
         }
         if (kernel == null) {
             // Build or fetch the image on the host (fast) rather than inside the emulated VM.

@@ -23,13 +23,14 @@ import dev.dvmm.hv.bus.IoBus;
  * State is guarded by this object's monitor.
  */
 public final class AcpiPm {
-    public static final int DEFAULT_EVENT_BASE = 0x600;
-    public static final int DEFAULT_CONTROL_BASE = 0x604;
-    public static final int DEFAULT_TIMER_BASE = 0x608;
-    public static final int EVENT_LENGTH = 4;
-    public static final int CONTROL_LENGTH = 2;
-    public static final int TIMER_LENGTH = 4;
-    public static final int DEFAULT_SCI_IRQ = 9;
+    // The ports and lengths the FADT written by guest-boot names (one definition for both sides).
+    public static final int DEFAULT_EVENT_BASE = dev.dvmm.boot.Layout.PM1A_EVT_PORT;
+    public static final int DEFAULT_CONTROL_BASE = dev.dvmm.boot.Layout.PM1A_CNT_PORT;
+    public static final int DEFAULT_TIMER_BASE = dev.dvmm.boot.Layout.PM_TMR_PORT;
+    public static final int EVENT_LENGTH = dev.dvmm.boot.Layout.PM1A_EVT_LEN;
+    public static final int CONTROL_LENGTH = dev.dvmm.boot.Layout.PM1A_CNT_LEN;
+    public static final int TIMER_LENGTH = dev.dvmm.boot.Layout.PM_TMR_LEN;
+    public static final int DEFAULT_SCI_IRQ = dev.dvmm.boot.Layout.SCI_IRQ;
     public static final int DEFAULT_S5_TYPE = 5;
     public static final long TIMER_HZ = 3_579_545L;
 

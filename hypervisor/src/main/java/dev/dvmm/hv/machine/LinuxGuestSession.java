@@ -18,6 +18,7 @@ public final class LinuxGuestSession implements AutoCloseable {
     private final Machine machine;
     private final PcPlatform platform;
     private final LinuxBoot.Prepared prepared;
+    private java.util.List<dev.dvmm.hv.vcpu.ExitProfile> profiles;
 
     private LinuxGuestSession(Machine machine, PcPlatform platform, LinuxBoot.Prepared prepared) {
         this.machine = machine;
@@ -67,6 +68,28 @@ public final class LinuxGuestSession implements AutoCloseable {
             }
             throw e;
         }
+    }
+
+    /** Profiles every vCPU's exits (call before {@link #run}); {@link #exitReport} prints them. */
+    public void profileExits() {
+        profiles = new java.util.ArrayList<>();
+        for (var r : machine.runners()) {
+            profiles.add(r.profileExits());
+        }
+    }
+
+    /** The exit profile of the whole machine and of each vCPU, or "" when not profiled. */
+    public String exitReport() {
+        if (profiles == null) {
+            return "";
+        }
+        StringBuilder b = new StringBuilder();
+        dev.dvmm.hv.vcpu.ExitProfile all = new dev.dvmm.hv.vcpu.ExitProfile();
+        for (int i = 0; i < profiles.size(); i++) {
+            all.add(profiles.get(i));
+            b.append(profiles.get(i).report("dvmm: vCPU " + i));
+        }
+        return all.report("dvmm: all vCPUs") + b;
     }
 
     /** Per-vCPU state after a timeout: where each vCPU was and what its LAPIC held. */

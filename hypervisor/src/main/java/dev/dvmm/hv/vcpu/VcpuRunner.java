@@ -39,6 +39,8 @@ public final class VcpuRunner implements Runnable {
     private final CountDownLatch stopped = new CountDownLatch(1);
     // The vCPU's userspace local APIC, or null for guests that run without interrupts.
     private Lapic lapic;
+    // Exit profiling (dvmm run --exit-stats), or null: the loop then reads no clock.
+    private ExitProfile profile;
 
     // Mailbox: written by any thread, read by the vCPU thread after each exit. volatile orders the
     // request (and the stop status written before it) before the kick that makes the vCPU look.
@@ -75,6 +77,13 @@ public final class VcpuRunner implements Runnable {
     }
 
     public Lapic lapic() { return lapic; }
+
+    /** Profiles this vCPU's exits from {@link #start} on (before start; read it after the vCPU stopped). */
+    public ExitProfile profileExits() {
+        ExitProfile p = new ExitProfile();
+        this.profile = p;
+        return p;
+    }
 
     /** Told when a vCPU executes HLT with interrupts disabled. */
     public interface HaltListener {
@@ -114,6 +123,9 @@ public final class VcpuRunner implements Runnable {
                 tid = 0;
                 kicks += kick.drain(px);
                 loopNanos = System.nanoTime() - t0;
+                if (profile != null) {
+                    profile.totalNanos = loopNanos;
+                }
                 // Allocation of the run loop itself, for the zero-allocation check (two reads per thread life).
                 loopAllocatedBytes = allocatedByThisThread() - allocatedBefore;
             }
@@ -147,7 +159,12 @@ public final class VcpuRunner implements Runnable {
             if (lapic != null && !deliverInterrupts(run)) {
                 continue;
             }
+            final ExitProfile prof = profile;
+            final long entered = prof != null ? System.nanoTime() : 0;
             int r = vcpu.run(px);
+            if (prof != null) {
+                prof.runNanos += System.nanoTime() - entered;
+            }
             if (r < 0) {
                 if (r == -PosixConstants.EINTR || r == -PosixConstants.EAGAIN) {
                     kicks += kick.drain(px);
@@ -157,6 +174,9 @@ public final class VcpuRunner implements Runnable {
             }
             exits++;
             int reason = KvmRun.exitReason(run);
+            if (prof != null) {
+                prof.reason(reason);
+            }
             switch (reason) {
                 case KvmConstants.KVM_EXIT_IO -> handleIo(run, index);
                 case KvmConstants.KVM_EXIT_MMIO -> handleMmio(run, index);
@@ -170,7 +190,11 @@ public final class VcpuRunner implements Runnable {
                             h.haltedWithInterruptsOff(index);
                         }
                     }
+                    long halted = prof != null ? System.nanoTime() : 0;
                     waitForWork();
+                    if (prof != null) {
+                        prof.haltNanos += System.nanoTime() - halted;
+                    }
                 }
                 case KvmConstants.KVM_EXIT_IRQ_WINDOW_OPEN -> KvmRun.requestInterruptWindow(run, 0);
                 // On AMD hosts KVM has already reset the vCPU when it reports SHUTDOWN: the dump then
@@ -218,6 +242,9 @@ public final class VcpuRunner implements Runnable {
         ioExits++;
         final int size = KvmRun.ioSize(run);
         final int port = KvmRun.ioPort(run);
+        if (profile != null) {
+            profile.port(port);
+        }
         final int count = KvmRun.ioCount(run);
         final long data = KvmRun.ioDataOffset(run);
         if (KvmRun.ioDirection(run) == KvmConstants.KVM_EXIT_IO_OUT) {
@@ -234,6 +261,9 @@ public final class VcpuRunner implements Runnable {
     private void handleMmio(MemorySegment run, int index) {
         mmioExits++;
         final long addr = KvmRun.mmioPhysAddr(run);
+        if (profile != null) {
+            profile.mmio(addr);
+        }
         final int len = KvmRun.mmioLen(run);
         if (KvmRun.mmioIsWrite(run) != 0) {
             mmio.write(index, addr, len, load(run, KvmRun.MMIO_DATA_OFFSET, len));
@@ -274,7 +304,11 @@ public final class VcpuRunner implements Runnable {
             int vector = l.takeSipi();
             if (vector < 0) {
                 state = State.PAUSED;
+                long waited = profile != null ? System.nanoTime() : 0;
                 LockSupport.parkNanos(this, 50_000_000L);
+                if (profile != null) {
+                    profile.haltNanos += System.nanoTime() - waited; // waiting for a SIPI counts as halted
+                }
                 state = State.RUNNING;
                 return false;
             }
