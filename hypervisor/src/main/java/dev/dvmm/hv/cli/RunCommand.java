@@ -62,6 +62,13 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--timeout", defaultValue = "900", description = "seconds")
     long timeoutSeconds;
 
+    @Option(names = "--quiet-report", defaultValue = "5", paramLabel = "SECONDS", description = "when the console "
+            + "is silent this long, print where each vCPU is (kernel symbol) and its exit rate; 0: never "
+            + "(default: ${DEFAULT-VALUE})")
+    long quietSeconds;
+
+    private Path bootedKernel;
+
     @Option(names = "--exit-stats", description = "print where vCPU time went at the end: exits by reason, port "
             + "and LAPIC register; time in KVM_RUN, halted and in the VMM")
     boolean exitStats;
@@ -88,6 +95,7 @@ final class RunCommand implements Callable<Integer> {
         if (kernel == null) {
             Path k = image.equals("debian") ? dev.dvmm.hv.lab.DebianKernel.vmlinuz(cacheRoot())
                     : defaultKernel(out).resolve("bzImage");
+            bootedKernel = k;
             kernelFile = KernelFile.open(k);
             initrdFile = KernelFile.open(GuestInitramfs.build(cacheRoot()));
             cmdline.add("dvmm.run", programs);
@@ -109,7 +117,11 @@ final class RunCommand implements Callable<Integer> {
             if (exitStats) {
                 s.profileExits();
             }
-            int status = s.run(Duration.ofSeconds(timeoutSeconds));
+            Path kernelPath = kernel != null ? kernel : bootedKernel;
+            var symbols = dev.dvmm.boot.kernel.KernelSymbols.besideKernel(kernelPath).orElse(null);
+            var progress = new dev.dvmm.hv.machine.QuietConsoleReporter(s.platform()::lastConsoleNanos, s.machine(), symbols, System.out,
+                    quietSeconds * 1_000_000_000L);
+            int status = s.run(Duration.ofSeconds(timeoutSeconds), quietSeconds > 0 ? progress : null);
             System.out.flush();
             out.print(s.exitReport());
             PcPlatform.Ending how = s.platform().ending();
@@ -178,6 +190,7 @@ final class RunCommand implements Callable<Integer> {
         if (exitStats) {
             args.add("--exit-stats");
         }
+        args.addAll(List.of("--quiet-report", Long.toString(quietSeconds)));
         if (kernel == null) {
             // Build or fetch the image on the host (fast) rather than inside the emulated VM.
             try {

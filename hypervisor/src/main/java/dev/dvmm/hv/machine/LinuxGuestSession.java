@@ -58,9 +58,14 @@ public final class LinuxGuestSession implements AutoCloseable {
 
     /** Runs until the guest powers off, resets or writes the debug-exit port; returns vCPU 0's status. */
     public int run(Duration timeout) throws InterruptedException {
+        return run(timeout, null);
+    }
+
+    /** As {@link #run(Duration)}, calling {@code tick} (may be null) about every 100 ms while the guest runs. */
+    public int run(Duration timeout, Runnable tick) throws InterruptedException {
         machine.start();
         try {
-            int[] status = machine.awaitCompletion(timeout);
+            int[] status = machine.awaitCompletion(timeout, tick);
             return status[0];
         } catch (dev.dvmm.hv.vstate.KvmException e) {
             if (!(e instanceof dev.dvmm.hv.vcpu.VcpuFailure)) {

@@ -131,9 +131,19 @@ public final class Machine implements AutoCloseable {
      * thrown; on timeout every vCPU is stopped and a KvmException says which were still running.
      */
     public int[] awaitCompletion(Duration timeout) throws InterruptedException {
+        return awaitCompletion(timeout, null);
+    }
+
+    /** As {@link #awaitCompletion(Duration)}, calling {@code tick} (if not null) about every 100 ms meanwhile. */
+    public int[] awaitCompletion(Duration timeout, Runnable tick) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
+        long nextTick = System.nanoTime();
         for (VcpuRunner r : runners) {
             while (!r.awaitStop(10, TimeUnit.MILLISECONDS)) {
+                if (tick != null && System.nanoTime() - nextTick >= 0) {
+                    nextTick = System.nanoTime() + 100_000_000L;
+                    tick.run();
+                }
                 VcpuFailure f = firstFailure();
                 if (f != null) {
                     stopAll(-1);

@@ -39,6 +39,7 @@ public final class PcPlatform implements AutoCloseable {
     private final Uart8250 uart;
     private final ByteArrayOutputStream console = new ByteArrayOutputStream();
     private volatile Ending ending = Ending.RUNNING;
+    private volatile long lastConsoleNanos = System.nanoTime();
 
     public PcPlatform(Machine machine, int ioapicId, OutputStream consoleOut) {
         this.machine = machine;
@@ -66,6 +67,7 @@ public final class PcPlatform implements AutoCloseable {
                 synchronized (console) {
                     console.write(b);
                 }
+                lastConsoleNanos = System.nanoTime();
                 if (consoleOut != null) {
                     consoleOut.write(b);
                     if (b == '\n') {
@@ -113,6 +115,9 @@ public final class PcPlatform implements AutoCloseable {
     public IoApic ioapic() { return ioapic; }
 
     public Uart8250 uart() { return uart; }
+
+    /** {@link System#nanoTime} of the guest's last console byte (of the platform's creation before any). */
+    public long lastConsoleNanos() { return lastConsoleNanos; }
 
     /** Everything the guest wrote to COM1. */
     public String consoleText() {

@@ -31,6 +31,7 @@ public final class VcpuRunner implements Runnable {
 
     private static final int REQ_PAUSE = 1;
     private static final int REQ_STOP = 2;
+    private static final int REQ_SAMPLE = 4;
 
     private final Vcpu vcpu;
     private final GuestMemory memory;
@@ -58,6 +59,9 @@ public final class VcpuRunner implements Runnable {
     private volatile long kicks;
     private volatile long loopAllocatedBytes = -1;
     private volatile long loopNanos;
+    // Guest RIP read by the vCPU thread on request (progress reports), and how many samples were taken.
+    private volatile long sampledRip;
+    private volatile int samples;
 
     public VcpuRunner(Vcpu vcpu, GuestMemory memory, IoBus pio, IoBus mmio) {
         this.vcpu = vcpu;
@@ -147,6 +151,14 @@ public final class VcpuRunner implements Runnable {
             int req = requests;
             if ((req & REQ_STOP) != 0) {
                 return;
+            }
+            if ((req & REQ_SAMPLE) != 0) {
+                synchronized (this) {
+                    requests &= ~REQ_SAMPLE;
+                }
+                sampledRip = KvmRegs.rip(vcpu.getRegs());
+                samples++;
+                continue;
             }
             if ((req & REQ_PAUSE) != 0) {
                 state = State.PAUSED;
@@ -363,6 +375,20 @@ public final class VcpuRunner implements Runnable {
         stopStatus = status;
         post(REQ_STOP);
     }
+
+    /**
+     * Asks the vCPU thread to read its guest RIP at its next exit (a kick forces one); see
+     * {@link #sampledRip}. For progress reports: cheap, and the guest does not notice.
+     */
+    public void requestRipSample() {
+        post(REQ_SAMPLE);
+    }
+
+    /** The guest RIP at the last sample (0 before any). */
+    public long sampledRip() { return sampledRip; }
+
+    /** How many RIP samples the vCPU thread has taken. */
+    public int ripSamples() { return samples; }
 
     public void requestPause() {
         post(REQ_PAUSE);
