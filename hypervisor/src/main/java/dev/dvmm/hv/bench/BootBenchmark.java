@@ -16,6 +16,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 
 /**
  * Linux boot time, dvmm next to QEMU with KVM on the same kernel, initramfs and command line, in the same
@@ -24,13 +25,15 @@ import java.util.concurrent.TimeUnit;
 public final class BootBenchmark {
     public record Times(double initSeconds, double poweroffSeconds) {}
 
-    public record Result(int cpus, long memoryMiB, Times dvmm, Times qemu) {
+    public record Result(int cpus, long memoryMiB, int rounds, Times dvmm, Times qemu, long dvmmExits) {
         public String toJson() {
             return String.format(Locale.ROOT, "{%n  \"benchmark\": \"boot\",%n  \"cpus\": %d,%n  \"memory_mib\": %d,%n"
-                    + "  \"dvmm\": {\"init_s\": %.3f, \"poweroff_s\": %.3f},%n  \"qemu_kvm\": {\"init_s\": %.3f, \"poweroff_s\": %.3f},%n"
-                    + "  \"ratio_init\": %.3f,%n  \"ratio_poweroff\": %.3f%n}%n", cpus, memoryMiB, dvmm.initSeconds,
-                    dvmm.poweroffSeconds, qemu.initSeconds, qemu.poweroffSeconds, dvmm.initSeconds / qemu.initSeconds,
-                    dvmm.poweroffSeconds / qemu.poweroffSeconds);
+                    + "  \"rounds\": %d,%n  \"statistic\": \"median\",%n"
+                    + "  \"dvmm\": {\"init_s\": %.3f, \"poweroff_s\": %.3f, \"exits\": %d},%n"
+                    + "  \"qemu_kvm\": {\"init_s\": %.3f, \"poweroff_s\": %.3f},%n"
+                    + "  \"ratio_init\": %.3f,%n  \"ratio_poweroff\": %.3f%n}%n", cpus, memoryMiB, rounds,
+                    dvmm.initSeconds, dvmm.poweroffSeconds, dvmmExits, qemu.initSeconds, qemu.poweroffSeconds,
+                    dvmm.initSeconds / qemu.initSeconds, dvmm.poweroffSeconds / qemu.poweroffSeconds);
         }
 
         public String toTable() {
@@ -43,11 +46,47 @@ public final class BootBenchmark {
 
     private BootBenchmark() {}
 
-    public static Result run(Path kernel, Path initrd, String cmdline, int cpus, long memory) throws Exception {
-        return new Result(cpus, memory >> 20, dvmm(kernel, initrd, cmdline, cpus, memory), qemu(kernel, initrd, cmdline, cpus, memory));
+    /**
+     * Boots each VMM {@code rounds} times, alternating which goes first (dvmm-qemu, qemu-dvmm, ...) so
+     * that drift in the host's load falls on both; reports the medians. {@code progress} hears a line per boot.
+     */
+    public static Result run(Path kernel, Path initrd, String cmdline, int cpus, long memory, int rounds,
+                             Consumer<String> progress) throws Exception {
+        List<Times> d = new ArrayList<>();
+        List<Times> q = new ArrayList<>();
+        long[] exits = new long[rounds];
+        for (int r = 0; r < rounds; r++) {
+            for (int k = 0; k < 2; k++) {
+                boolean dvmmTurn = (k == 0) == (r % 2 == 0);
+                Times t;
+                if (dvmmTurn) {
+                    long[] e = new long[1];
+                    t = dvmm(kernel, initrd, cmdline, cpus, memory, e);
+                    exits[r] = e[0];
+                    d.add(t);
+                } else {
+                    t = qemu(kernel, initrd, cmdline, cpus, memory);
+                    q.add(t);
+                }
+                progress.accept(String.format(Locale.ROOT, "round %d/%d: %-4s init %.2f s, power off %.2f s%s", r + 1,
+                        rounds, dvmmTurn ? "dvmm" : "qemu", t.initSeconds, t.poweroffSeconds,
+                        dvmmTurn ? String.format(Locale.ROOT, ", %,d exits", exits[r]) : ""));
+            }
+        }
+        java.util.Arrays.sort(exits);
+        return new Result(cpus, memory >> 20, rounds, median(d), median(q), exits[rounds / 2]);
     }
 
-    private static Times dvmm(Path kernel, Path initrd, String cmdline, int cpus, long memory) throws Exception {
+    private static Times median(List<Times> ts) {
+        double[] init = ts.stream().mapToDouble(Times::initSeconds).sorted().toArray();
+        double[] off = ts.stream().mapToDouble(Times::poweroffSeconds).sorted().toArray();
+        int n = init.length;
+        return new Times(n % 2 == 1 ? init[n / 2] : (init[n / 2 - 1] + init[n / 2]) / 2,
+                n % 2 == 1 ? off[n / 2] : (off[n / 2 - 1] + off[n / 2]) / 2);
+    }
+
+    private static Times dvmm(Path kernel, Path initrd, String cmdline, int cpus, long memory, long[] exits)
+            throws Exception {
         long t0 = System.nanoTime();
         long[] init = {0};
         OutputStream watch = new OutputStream() {
@@ -69,6 +108,9 @@ public final class BootBenchmark {
              LinuxGuestSession s = LinuxGuestSession.boot(cpus, memory, k, i, new KernelCommandLine().addAll(cmdline),
                      SmpEnumeration.BOTH, watch)) {
             s.run(Duration.ofMinutes(15));
+            for (var r : s.machine().runners()) {
+                exits[0] += r.exits();
+            }
             if (s.platform().ending() != PcPlatform.Ending.POWER_OFF || init[0] == 0) {
                 throw new IllegalStateException("dvmm boot did not reach init and power off (" + s.platform().ending() + ")");
             }

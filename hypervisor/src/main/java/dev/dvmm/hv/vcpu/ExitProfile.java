@@ -18,6 +18,14 @@ public final class ExitProfile {
     private static final int REASONS = 64;
 
     final long[] byReason = new long[REASONS];
+    // VMM time (KVM_RUN return to the next KVM_RUN, HLT waits excluded) spent after each kind of exit.
+    final long[] nanosByReason = new long[REASONS];
+    final long[] nanosByPort = new long[1 << 16];
+    long lapicNanos;
+    int lastReason = -1;
+    int lastPort = -1;
+    boolean lastLapic;
+    long exitedAt;
     final long[] byPort = new long[1 << 16];
     final long[] byLapicRegister = new long[256];
     long otherMmio;
@@ -25,17 +33,45 @@ public final class ExitProfile {
     long haltNanos;
     long totalNanos;
 
-    void reason(int reason) {
-        byReason[reason >= 0 && reason < REASONS ? reason : REASONS - 1]++;
+    void reason(int reason, long now) {
+        int r = reason >= 0 && reason < REASONS ? reason : REASONS - 1;
+        byReason[r]++;
+        lastReason = r;
+        lastPort = -1;
+        lastLapic = false;
+        exitedAt = now;
+    }
+
+    /** Before KVM_RUN: charges the time since the last exit to that exit's kind. */
+    void entering(long now) {
+        if (lastReason >= 0) {
+            long d = now - exitedAt;
+            nanosByReason[lastReason] += d;
+            if (lastPort >= 0) {
+                nanosByPort[lastPort] += d;
+            }
+            if (lastLapic) {
+                lapicNanos += d;
+            }
+            lastReason = -1;
+        }
+    }
+
+    /** HLT waits are reported apart: they are not VMM work. */
+    void halted(long nanos) {
+        haltNanos += nanos;
+        exitedAt += nanos;
     }
 
     void port(int port) {
         byPort[port & 0xFFFF]++;
+        lastPort = port & 0xFFFF;
     }
 
     void mmio(long addr) {
         if ((addr & ~0xFFFL) == LAPIC_BASE) {
             byLapicRegister[(int) ((addr & 0xFF0) >> 4)]++;
+            lastLapic = true;
         } else {
             otherMmio++;
         }
@@ -48,7 +84,12 @@ public final class ExitProfile {
         }
         for (int i = 0; i < byPort.length; i++) {
             byPort[i] += other.byPort[i];
+            nanosByPort[i] += other.nanosByPort[i];
         }
+        for (int i = 0; i < REASONS; i++) {
+            nanosByReason[i] += other.nanosByReason[i];
+        }
+        lapicNanos += other.lapicNanos;
         for (int i = 0; i < byLapicRegister.length; i++) {
             byLapicRegister[i] += other.byLapicRegister[i];
         }
@@ -89,8 +130,17 @@ public final class ExitProfile {
                 n == 0 ? 0.0 : (totalNanos - runNanos - haltNanos) / 1e3 / n));
         b.append("  by reason:");
         appendTop(b, byReason, 8, i -> reasonName(i));
+        b.append(System.lineSeparator()).append("  VMM time after (us/exit):");
+        appendAverage(b, nanosByReason, byReason, 8, i -> reasonName(i));
         b.append(System.lineSeparator()).append("  by port:");
         appendTop(b, byPort, 8, i -> String.format("0x%x", i));
+        b.append(System.lineSeparator()).append("  VMM time after port I/O (us/exit):");
+        appendAverage(b, nanosByPort, byPort, 6, i -> String.format("0x%x", i));
+        long lapicExits = 0;
+        for (long c : byLapicRegister) {
+            lapicExits += c;
+        }
+        b.append(String.format(Locale.ROOT, " LAPIC %.1f", lapicExits == 0 ? 0.0 : lapicNanos / 1e3 / lapicExits));
         b.append(System.lineSeparator()).append("  by LAPIC register:");
         appendTop(b, byLapicRegister, 8, i -> String.format("0x%03x", i << 4));
         if (otherMmio > 0) {
@@ -117,6 +167,24 @@ public final class ExitProfile {
         for (int k = 0; k < Math.min(limit, order.size()); k++) {
             int i = order.get(k);
             b.append(String.format(Locale.ROOT, " %s %,d", label.of(i), counts[i]));
+            if (k + 1 < Math.min(limit, order.size())) {
+                b.append(',');
+            }
+        }
+    }
+
+    /** The kinds with the most total time, each as its mean time per exit in microseconds. */
+    private static void appendAverage(StringBuilder b, long[] nanos, long[] counts, int limit, Label label) {
+        List<Integer> order = new ArrayList<>();
+        for (int i = 0; i < nanos.length; i++) {
+            if (counts[i] > 0) {
+                order.add(i);
+            }
+        }
+        order.sort((x, y) -> Long.compare(nanos[y], nanos[x]));
+        for (int k = 0; k < Math.min(limit, order.size()); k++) {
+            int i = order.get(k);
+            b.append(String.format(Locale.ROOT, " %s %.1f", label.of(i), nanos[i] / 1e3 / counts[i]));
             if (k + 1 < Math.min(limit, order.size())) {
                 b.append(',');
             }

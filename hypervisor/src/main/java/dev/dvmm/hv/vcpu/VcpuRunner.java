@@ -173,9 +173,13 @@ public final class VcpuRunner implements Runnable {
             }
             final ExitProfile prof = profile;
             final long entered = prof != null ? System.nanoTime() : 0;
-            int r = vcpu.run(px);
             if (prof != null) {
-                prof.runNanos += System.nanoTime() - entered;
+                prof.entering(entered);
+            }
+            int r = vcpu.run(px);
+            final long left = prof != null ? System.nanoTime() : 0;
+            if (prof != null) {
+                prof.runNanos += left - entered;
             }
             if (r < 0) {
                 if (r == -PosixConstants.EINTR || r == -PosixConstants.EAGAIN) {
@@ -187,7 +191,7 @@ public final class VcpuRunner implements Runnable {
             exits++;
             int reason = KvmRun.exitReason(run);
             if (prof != null) {
-                prof.reason(reason);
+                prof.reason(reason, left);
             }
             switch (reason) {
                 case KvmConstants.KVM_EXIT_IO -> handleIo(run, index);
@@ -205,7 +209,7 @@ public final class VcpuRunner implements Runnable {
                     long halted = prof != null ? System.nanoTime() : 0;
                     waitForWork();
                     if (prof != null) {
-                        prof.haltNanos += System.nanoTime() - halted;
+                        prof.halted(System.nanoTime() - halted);
                     }
                 }
                 case KvmConstants.KVM_EXIT_IRQ_WINDOW_OPEN -> KvmRun.requestInterruptWindow(run, 0);
@@ -319,7 +323,7 @@ public final class VcpuRunner implements Runnable {
                 long waited = profile != null ? System.nanoTime() : 0;
                 LockSupport.parkNanos(this, 50_000_000L);
                 if (profile != null) {
-                    profile.haltNanos += System.nanoTime() - waited; // waiting for a SIPI counts as halted
+                    profile.halted(System.nanoTime() - waited); // waiting for a SIPI counts as halted
                 }
                 state = State.RUNNING;
                 return false;
