@@ -1,17 +1,10 @@
 package dev.dvmm.hv.bench;
 
-import dev.dvmm.boot.kernel.KernelFile;
-import dev.dvmm.boot.linux.KernelCommandLine;
-import dev.dvmm.boot.smp.SmpEnumeration;
-import dev.dvmm.hv.machine.LinuxGuestSession;
-import dev.dvmm.hv.machine.PcPlatform;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
-import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -85,59 +78,58 @@ public final class BootBenchmark {
                 n % 2 == 1 ? off[n / 2] : (off[n / 2 - 1] + off[n / 2]) / 2);
     }
 
+    /**
+     * dvmm in a fresh JVM (this one's java, class path and flags), as a user starts it: the time includes
+     * JVM start-up, as QEMU's includes its process start.
+     */
     private static Times dvmm(Path kernel, Path initrd, String cmdline, int cpus, long memory, long[] exits)
-            throws Exception {
-        long t0 = System.nanoTime();
-        long[] init = {0};
-        OutputStream watch = new OutputStream() {
-            private final StringBuilder line = new StringBuilder();
-
-            @Override
-            public void write(int b) {
-                if (b == '\n') {
-                    if (init[0] == 0 && line.indexOf("DVMM-GUEST") >= 0) {
-                        init[0] = System.nanoTime();
-                    }
-                    line.setLength(0);
-                } else {
-                    line.append((char) b);
-                }
-            }
-        };
-        try (KernelFile k = KernelFile.open(kernel); KernelFile i = KernelFile.open(initrd);
-             LinuxGuestSession s = LinuxGuestSession.boot(cpus, memory, k, i, new KernelCommandLine().addAll(cmdline),
-                     SmpEnumeration.BOTH, watch)) {
-            s.run(Duration.ofMinutes(15));
-            for (var r : s.machine().runners()) {
-                exits[0] += r.exits();
-            }
-            if (s.platform().ending() != PcPlatform.Ending.POWER_OFF || init[0] == 0) {
-                throw new IllegalStateException("dvmm boot did not reach init and power off (" + s.platform().ending() + ")");
-            }
+            throws IOException, InterruptedException {
+        String javaBin = ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        List<String> cmd = new ArrayList<>(List.of(javaBin));
+        cmd.addAll(java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments());
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.dvmm.hv.cli.Main", "run", "--lab", "never",
+                "--cpus", Integer.toString(cpus), "--memory", Long.toString(memory), "--kernel", kernel.toString(),
+                "--initrd", initrd.toString(), "--cmdline", cmdline, "--quiet-report", "0", "--exit-stats"));
+        Timed t = timed(cmd, "dvmm");
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("all vCPUs: ([0-9,]+) exits").matcher(t.output);
+        if (m.find()) {
+            exits[0] = Long.parseLong(m.group(1).replace(",", ""));
         }
-        return new Times((init[0] - t0) / 1e9, (System.nanoTime() - t0) / 1e9);
+        return t.times;
     }
 
-    private static Times qemu(Path kernel, Path initrd, String cmdline, int cpus, long memory) throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>(List.of("qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-smp",
-                Integer.toString(cpus), "-m", (memory >> 20) + "M", "-kernel", kernel.toString(), "-initrd", initrd.toString(),
-                "-append", cmdline, "-nographic", "-nodefaults", "-serial", "stdio", "-no-reboot", "-monitor", "none"));
+    private record Timed(Times times, String output) {}
+
+    /** Runs {@code cmd} to its end; times from start to the guest's init line and to the process's exit. */
+    private static Timed timed(List<String> cmd, String what) throws IOException, InterruptedException {
         long t0 = System.nanoTime();
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         p.getOutputStream().close();
         long init = 0;
+        StringBuilder out = new StringBuilder();
         try (BufferedReader in = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.ISO_8859_1))) {
             String line;
             while ((line = in.readLine()) != null) {
                 if (init == 0 && line.contains("DVMM-GUEST")) {
                     init = System.nanoTime();
                 }
+                if (out.length() < (1 << 20)) {
+                    out.append(line).append('\n');
+                }
             }
         }
-        if (!p.waitFor(15, TimeUnit.MINUTES) || init == 0) {
+        if (!p.waitFor(15, TimeUnit.MINUTES) || init == 0 || p.exitValue() != 0) {
             p.destroyForcibly();
-            throw new IllegalStateException("qemu did not reach init and exit");
+            String tail = out.length() > 2000 ? out.substring(out.length() - 2000) : out.toString();
+            throw new IllegalStateException(what + " did not reach init and power off; its last output:\n" + tail);
         }
-        return new Times((init - t0) / 1e9, (System.nanoTime() - t0) / 1e9);
+        return new Timed(new Times((init - t0) / 1e9, (System.nanoTime() - t0) / 1e9), out.toString());
+    }
+
+    private static Times qemu(Path kernel, Path initrd, String cmdline, int cpus, long memory) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of("qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-smp",
+                Integer.toString(cpus), "-m", (memory >> 20) + "M", "-kernel", kernel.toString(), "-initrd", initrd.toString(),
+                "-append", cmdline, "-nographic", "-nodefaults", "-serial", "stdio", "-no-reboot", "-monitor", "none"));
+        return timed(cmd, "qemu").times;
     }
 }

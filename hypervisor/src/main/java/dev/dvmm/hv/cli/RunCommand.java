@@ -51,6 +51,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--append", defaultValue = "", description = "extra kernel command line")
     String append;
 
+    @Option(names = "--cmdline", description = "the whole kernel command line, instead of dvmm's (console, "
+            + "earlyprintk, timer options, dvmm.run=) and --append")
+    String exactCmdline;
+
     @Option(names = "--programs", defaultValue = "reduction,stencil,matmul",
             description = "OpenMP programs the default image runs (dvmm.run=)")
     String programs;
@@ -107,6 +111,9 @@ final class RunCommand implements Callable<Integer> {
         }
         if (!append.isBlank()) {
             cmdline.addAll(append);
+        }
+        if (exactCmdline != null) {
+            cmdline = new KernelCommandLine().addAll(exactCmdline);
         }
         out.printf("dvmm: booting %s on %d vCPU(s), %d MiB%n", kernel == null ? "the " + image + " image" : kernel, cpus,
                 memory >> 20);
@@ -186,6 +193,9 @@ final class RunCommand implements Callable<Integer> {
         }
         if (!append.isBlank()) {
             args.addAll(List.of("--append", append));
+        }
+        if (exactCmdline != null) {
+            args.addAll(List.of("--cmdline", exactCmdline));
         }
         if (exitStats) {
             args.add("--exit-stats");
