@@ -15,7 +15,11 @@ import org.apache.logging.log4j.Logger;
  * be short (set a flag, raise an IRQ, kick a vCPU).
  */
 public final class HostTimerService implements TimerService, AutoCloseable {
-    private static final Logger LOG = LogManager.getLogger(HostTimerService.class);
+    // Only errors are logged here: the holder keeps Log4j (hundreds of classes) out of every start-up
+    // until one happens.
+    private static final class Log {
+        static final Logger LOG = LogManager.getLogger(HostTimerService.class);
+    }
     private static final long DISARMED = Long.MAX_VALUE;
 
     private final Thread thread;
@@ -103,7 +107,7 @@ public final class HostTimerService implements TimerService, AutoCloseable {
             try {
                 action.run();
             } catch (RuntimeException e) {
-                LOG.error("timer {} expiry failed: {}", name, e.toString());
+                Log.LOG.error("timer {} expiry failed: {}", name, e.toString());
             }
         }
     }

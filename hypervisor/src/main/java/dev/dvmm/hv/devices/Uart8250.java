@@ -29,7 +29,11 @@ import org.apache.logging.log4j.Logger;
  * line is driven while holding it (lock order: device, then interrupt controller).
  */
 public final class Uart8250 implements BusDevice {
-    private static final Logger LOG = LogManager.getLogger(Uart8250.class);
+    // Only errors are logged here: the holder keeps Log4j (hundreds of classes) out of every start-up
+    // until one happens.
+    private static final class Log {
+        static final Logger LOG = LogManager.getLogger(Uart8250.class);
+    }
 
     /** COM1's base port and ISA IRQ, for the machine's wiring. */
     public static final int COM1_BASE = 0x3f8;
@@ -267,7 +271,7 @@ public final class Uart8250 implements BusDevice {
                 out.flush();
             } catch (IOException e) {
                 if (outputErrors++ == 0) {
-                    LOG.warn("serial output failed, dropping guest output from now on: {}", e.toString());
+                    Log.LOG.warn("serial output failed, dropping guest output from now on: {}", e.toString());
                 }
             }
         }
