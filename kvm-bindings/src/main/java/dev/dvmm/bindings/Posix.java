@@ -46,18 +46,6 @@ public final class Posix {
     private static final MethodHandle MEMFD_CREATE = errnoCall("memfd_create",
             FunctionDescriptor.of(JAVA_INT, PTR, JAVA_INT));
     private static final MethodHandle FTRUNCATE = errnoCall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
-    private static final MethodHandle FALLOCATE = errnoCall("fallocate",
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG));
-    private static final MethodHandle MADVISE = errnoCall("madvise", FunctionDescriptor.of(JAVA_INT, PTR, JAVA_LONG, JAVA_INT));
-    private static final MethodHandle EVENTFD = errnoCall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
-    private static final MethodHandle POLL = errnoCall("poll", FunctionDescriptor.of(JAVA_INT, PTR, JAVA_LONG, JAVA_INT));
-    private static final MethodHandle EPOLL_CREATE1 = errnoCall("epoll_create1", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    private static final MethodHandle EPOLL_CTL = errnoCall("epoll_ctl",
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, PTR));
-    private static final MethodHandle EPOLL_WAIT = errnoCall("epoll_wait",
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, PTR, JAVA_INT, JAVA_INT));
-    private static final MethodHandle READ = errnoCall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, PTR, JAVA_LONG));
-    private static final MethodHandle WRITE = errnoCall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, PTR, JAVA_LONG));
     private static final MethodHandle GETTID = plainCall("gettid", FunctionDescriptor.of(JAVA_INT));
     private static final MethodHandle GETPID = plainCall("getpid", FunctionDescriptor.of(JAVA_INT));
     private static final MethodHandle TGKILL = errnoCall("tgkill", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
@@ -66,13 +54,48 @@ public final class Posix {
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, PTR, PTR));
     private static final MethodHandle SIGTIMEDWAIT = errnoCall("sigtimedwait",
             FunctionDescriptor.of(JAVA_INT, PTR, PTR, PTR));
-    private static final MethodHandle SYSCALL1 = errnoCall("syscall",
-            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG), Linker.Option.firstVariadicArg(1));
     private static final MethodHandle STRERROR = plainCall("strerror", FunctionDescriptor.of(PTR, JAVA_INT));
     private static final MethodHandle SIGACTION = errnoCall("sigaction", FunctionDescriptor.of(JAVA_INT, JAVA_INT, PTR, PTR));
     private static final MethodHandle SIGRTMIN = plainCall("__libc_current_sigrtmin", FunctionDescriptor.of(JAVA_INT));
     private static final MethodHandle MEMCPY = plainCall("memcpy", FunctionDescriptor.of(PTR, PTR, PTR, JAVA_LONG));
     private static final MethodHandle SYSCONF = plainCall("sysconf", FunctionDescriptor.of(JAVA_LONG, JAVA_INT));
+
+    // Calls the DSM and transports use, not every VM: each linked on first use (a downcall handle costs
+    // class generation at start-up, which matters when the JVM's CPU is emulated).
+    private static final class Fallocate {
+        static final MethodHandle H = errnoCall("fallocate",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG));
+    }
+    private static final class Madvise {
+        static final MethodHandle H = errnoCall("madvise", FunctionDescriptor.of(JAVA_INT, PTR, JAVA_LONG, JAVA_INT));
+    }
+    private static final class Eventfd {
+        static final MethodHandle H = errnoCall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    }
+    private static final class Poll {
+        static final MethodHandle H = errnoCall("poll", FunctionDescriptor.of(JAVA_INT, PTR, JAVA_LONG, JAVA_INT));
+    }
+    private static final class EpollCreate1 {
+        static final MethodHandle H = errnoCall("epoll_create1", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    }
+    private static final class EpollCtl {
+        static final MethodHandle H = errnoCall("epoll_ctl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, PTR));
+    }
+    private static final class EpollWait {
+        static final MethodHandle H = errnoCall("epoll_wait",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, PTR, JAVA_INT, JAVA_INT));
+    }
+    private static final class Read {
+        static final MethodHandle H = errnoCall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, PTR, JAVA_LONG));
+    }
+    private static final class Write {
+        static final MethodHandle H = errnoCall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, PTR, JAVA_LONG));
+    }
+    private static final class Syscall1 {
+        static final MethodHandle H = errnoCall("syscall",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG), Linker.Option.firstVariadicArg(1));
+    }
 
     /** Returned by mmap on failure. */
     public static final long MAP_FAILED = -1L;
@@ -158,7 +181,7 @@ public final class Posix {
 
     public long read(int fd, MemorySegment buf, long len) {
         try {
-            return ret((long) READ.invokeExact(errnoState, fd, buf, len));
+            return ret((long) Read.H.invokeExact(errnoState, fd, buf, len));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -166,7 +189,7 @@ public final class Posix {
 
     public long write(int fd, MemorySegment buf, long len) {
         try {
-            return ret((long) WRITE.invokeExact(errnoState, fd, buf, len));
+            return ret((long) Write.H.invokeExact(errnoState, fd, buf, len));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -238,7 +261,7 @@ public final class Posix {
 
     public int fallocate(int fd, int mode, long offset, long length) {
         try {
-            return ret((int) FALLOCATE.invokeExact(errnoState, fd, mode, offset, length));
+            return ret((int) Fallocate.H.invokeExact(errnoState, fd, mode, offset, length));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -251,7 +274,7 @@ public final class Posix {
 
     public int madvise(MemorySegment range, int advice) {
         try {
-            return ret((int) MADVISE.invokeExact(errnoState, range, range.byteSize(), advice));
+            return ret((int) Madvise.H.invokeExact(errnoState, range, range.byteSize(), advice));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -261,7 +284,7 @@ public final class Posix {
 
     public int eventfd(int initval, int flags) {
         try {
-            return ret((int) EVENTFD.invokeExact(errnoState, initval, flags));
+            return ret((int) Eventfd.H.invokeExact(errnoState, initval, flags));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -269,7 +292,7 @@ public final class Posix {
 
     public int poll(MemorySegment fds, long nfds, int timeoutMs) {
         try {
-            return ret((int) POLL.invokeExact(errnoState, fds, nfds, timeoutMs));
+            return ret((int) Poll.H.invokeExact(errnoState, fds, nfds, timeoutMs));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -277,7 +300,7 @@ public final class Posix {
 
     public int epollCreate1(int flags) {
         try {
-            return ret((int) EPOLL_CREATE1.invokeExact(errnoState, flags));
+            return ret((int) EpollCreate1.H.invokeExact(errnoState, flags));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -285,7 +308,7 @@ public final class Posix {
 
     public int epollCtl(int epfd, int op, int fd, MemorySegment event) {
         try {
-            return ret((int) EPOLL_CTL.invokeExact(errnoState, epfd, op, fd, event));
+            return ret((int) EpollCtl.H.invokeExact(errnoState, epfd, op, fd, event));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -293,7 +316,7 @@ public final class Posix {
 
     public int epollWait(int epfd, MemorySegment events, int maxEvents, int timeoutMs) {
         try {
-            return ret((int) EPOLL_WAIT.invokeExact(errnoState, epfd, events, maxEvents, timeoutMs));
+            return ret((int) EpollWait.H.invokeExact(errnoState, epfd, events, maxEvents, timeoutMs));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -388,7 +411,7 @@ public final class Posix {
     /** The raw syscall with one argument (for userfaultfd, which glibc 2.36 does not wrap). */
     public long syscall1(long number, long arg) {
         try {
-            return ret((long) SYSCALL1.invokeExact(errnoState, number, arg));
+            return ret((long) Syscall1.H.invokeExact(errnoState, number, arg));
         } catch (Throwable t) {
             throw rethrow(t);
         }

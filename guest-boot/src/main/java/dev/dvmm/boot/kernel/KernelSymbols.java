@@ -101,6 +101,9 @@ public final class KernelSymbols {
 
     public int size() { return addresses.length; }
 
+    /** The lowest symbol address (as a signed long: negative for a kernel linked in the top half). */
+    public long lowest() { return addresses[0]; }
+
     /** {@code name+0xoff} for {@code address}, or its hex value when it precedes every symbol. */
     public String describe(long address) {
         int lo = 0;

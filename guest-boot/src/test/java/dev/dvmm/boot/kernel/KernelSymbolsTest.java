@@ -23,6 +23,7 @@ class KernelSymbolsTest {
     void namesTheFunctionContainingAnAddressFromUnsortedTextSymbols() throws Exception {
         KernelSymbols s = KernelSymbols.parse(new StringReader(MAP));
         assertEquals(4, s.size(), "text symbols only (T, t, W), bad lines skipped");
+        assertEquals(0xffffffff81000000L, s.lowest());
         assertEquals("start_kernel+0x10", s.describe(0xffffffff81000410L));
         assertEquals("_text+0x0", s.describe(0xffffffff81000000L));
         assertEquals("early_idt_handler+0xfff", s.describe(0xffffffff81001fffL));

@@ -100,7 +100,12 @@ public final class QuietConsoleReporter implements Runnable {
                 b.append("(did not answer within 1 s)");
             } else {
                 long rip = r.sampledRip();
-                b.append("at ").append(symbols != null ? symbols.describe(rip) : "0x" + Long.toHexString(rip));
+                if (symbols != null && symbols.size() > 0 && symbols.lowest() < 0 && rip >= 0) {
+                    // A kernel linked in the top half (Linux) runs user code in the bottom half.
+                    b.append("in user code at 0x").append(Long.toHexString(rip));
+                } else {
+                    b.append("at ").append(symbols != null ? symbols.describe(rip) : "0x" + Long.toHexString(rip));
+                }
             }
             b.append(String.format(Locale.ROOT, " %,.0f exits/s", (r.exits() - lastExits[i]) / seconds));
         }
