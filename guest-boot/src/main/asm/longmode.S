@@ -108,13 +108,18 @@ counters_user:
         xorl    %eax, %eax
         jmp     uexit
 
-/* ring 0: #UD then #DE, each caught by an IDT handler that records vector and faulting RIP */
+/* ring 0: #UD, #DE and #BP (int3), each caught by an IDT handler that records vector and pushed RIP.
+ * #BP is a trap: the CPU pushes the address after the int3 (recorded at DATA, DATA+8, DATA+16). Some
+ * nested hosts cannot emulate int3; the VMM then injects the #BP itself. */
 exceptions:
         leaq    ud_handler(%rip), %rax
         movq    $6, %rbx
         call    set_gate
         leaq    de_handler(%rip), %rax
         movq    $0, %rbx
+        call    set_gate
+        leaq    bp_handler(%rip), %rax
+        movq    $3, %rbx
         call    set_gate
         lidt    idt_descriptor(%rip)
         leaq    ud_site(%rip), %rax
@@ -128,7 +133,11 @@ ud_site:
         movq    $7, %rax
 de_site:
         divq    %rcx                    /* 48 f7 f1: 3 bytes */
-        movq    $2, 48(%r14)            /* both handlers returned here */
+        leaq    bp_after(%rip), %rax
+        movq    %rax, DATA + 16         /* the RIP #BP must push */
+        int3
+bp_after:
+        movq    $3, 48(%r14)            /* all three handlers returned here */
         movl    $0x60, %eax
         jmp     exit
 
@@ -152,6 +161,11 @@ ud_handler:
         movq    (%rsp), %rax            /* RIP pushed by the CPU */
         movq    %rax, 8(%r14)
         addq    $2, (%rsp)              /* skip ud2 */
+        iretq
+bp_handler:
+        movq    $3, DATA
+        movq    (%rsp), %rax
+        movq    %rax, DATA + 8
         iretq
 de_handler:
         movq    $0, 24(%r14)

@@ -146,8 +146,8 @@ final class GuestCommand implements Callable<Integer> {
                 for (int v = 0; v < status.length; v++) {
                     long r = TestGuest.RESULTS + v * TestGuest.RESULTS_PER_VCPU;
                     boolean vok = m.get(ValueLayout.JAVA_LONG, r) == 6 && m.get(ValueLayout.JAVA_LONG, r + 24) == 0
-                            && m.get(ValueLayout.JAVA_LONG, r + 48) == 2;
-                    out.printf("vCPU %d: #UD and #DE handled by the guest IDT: %s%n", v, vok ? "ok" : "WRONG");
+                            && m.get(ValueLayout.JAVA_LONG, r + 48) == 3;
+                    out.printf("vCPU %d: #UD, #DE and #BP handled by the guest IDT: %s%n", v, vok ? "ok" : "WRONG");
                     ok &= vok;
                 }
                 return ok ? 0 : 1;

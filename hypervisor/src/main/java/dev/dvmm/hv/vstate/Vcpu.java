@@ -124,6 +124,21 @@ public final class Vcpu implements AutoCloseable {
         return Posix.current().ioctl(fd, KvmIoctls.KVM_NMI);
     }
 
+    /**
+     * Queues exception {@code vector} (no error code) for delivery at the next KVM_RUN, at the current
+     * RIP: for a trap such as #BP, KVM pushes the address after the instruction itself.
+     */
+    public void injectException(int vector) {
+        MemorySegment e = getEvents();
+        KvmVcpuEvents.exceptionInjected(e, 1);
+        KvmVcpuEvents.exceptionNr(e, vector);
+        KvmVcpuEvents.exceptionHasErrorCode(e, 0);
+        KvmVcpuEvents.exceptionPending(e, 0);
+        KvmVcpuEvents.exceptionErrorCode(e, 0);
+        KvmVcpuEvents.flags(e, 0); // leave NMI, SIPI, shadow and SMM state as they are
+        putEvents();
+    }
+
     /** Guest-virtual to guest-physical with the vCPU's current page tables, or -1. */
     public long translate(long gva) {
         KvmTranslation.linearAddress(translation, gva);

@@ -65,7 +65,11 @@ class TestGuestKvmTest {
             assertEquals(udSite, m.get(ValueLayout.JAVA_LONG, r + 8), "RIP pushed for #UD");
             assertEquals(0, m.get(ValueLayout.JAVA_LONG, r + 24), "#DE vector");
             assertEquals(m.get(ValueLayout.JAVA_LONG, r + 40), m.get(ValueLayout.JAVA_LONG, r + 32), "RIP pushed for #DE");
-            assertEquals(2, m.get(ValueLayout.JAVA_LONG, r + 48), "execution resumed after both handlers");
+            assertEquals(3, m.get(ValueLayout.JAVA_LONG, TestGuest.DATA), "#BP vector");
+            long bpAfter = m.get(ValueLayout.JAVA_LONG, TestGuest.DATA + 16);
+            assertTrue(bpAfter > udSite, "guest recorded where int3 ends");
+            assertEquals(bpAfter, m.get(ValueLayout.JAVA_LONG, TestGuest.DATA + 8), "#BP is a trap: RIP after the int3");
+            assertEquals(3, m.get(ValueLayout.JAVA_LONG, r + 48), "execution resumed after all three handlers");
         }
     }
 
