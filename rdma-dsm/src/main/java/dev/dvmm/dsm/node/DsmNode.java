@@ -57,8 +57,17 @@ public final class DsmNode implements AutoCloseable {
     private final FaultReader reader;
     private final Thread timer;
     private volatile boolean running = true;
+    /** Set under the lock by close: the memory is released, inputs are ignored. */
+    private boolean closed;
     private volatile ControlHandler control;
     private volatile Throwable failure;
+    /** Optional timeline of the fault path (benchmarks); set before {@link #start}. */
+    private FaultTrace trace;
+
+    // Deferrals the timer thread knows of: it is woken only when the engine defers another yield.
+    private long timerDeferrals;
+    // The page an install of the current engine call already woke (its faulters need no UFFDIO_WAKE), or -1.
+    private int installedPage = -1;
 
     // Pages write-protected for a send during the current engine call (see sendWithPage).
     private final int[] frozen = new int[64];
@@ -105,6 +114,9 @@ public final class DsmNode implements AutoCloseable {
 
     public void setControlHandler(ControlHandler handler) { this.control = handler; }
 
+    /** Records the steps of the fault path into {@code t} (null: off); call before {@link #start}. */
+    public void setTrace(FaultTrace t) { this.trace = t; }
+
     /** Starts serving faults; call after the transport is started with {@link #onMessage} as its handler. */
     public void start() {
         reader.start();
@@ -115,7 +127,18 @@ public final class DsmNode implements AutoCloseable {
 
     private void onFault(long page, boolean write, boolean wp, int tid) {
         int p = (int) page;
+        boolean deferred;
+        FaultTrace t = trace;
+        if (t != null) {
+            t.record(rank, FaultTrace.FAULT, write ? 1 : 0, p);
+        }
         synchronized (lock) {
+            if (closed) {
+                return;
+            }
+            if (t != null) {
+                t.record(rank, FaultTrace.FAULT_LOCKED, 0, p);
+            }
             try {
                 if (faultStart[p] == 0) {
                     faultStart[p] = System.nanoTime();
@@ -134,8 +157,11 @@ public final class DsmNode implements AutoCloseable {
             } catch (RuntimeException e) {
                 fail(e);
             }
+            deferred = newDeferral();
         }
-        wakeTimer();
+        if (deferred) {
+            wakeTimer();
+        }
     }
 
     /** The transport's message handler: protocol messages go to the engine, the rest to the control handler. */
@@ -148,7 +174,18 @@ public final class DsmNode implements AutoCloseable {
             }
             return;
         }
+        boolean deferred;
+        FaultTrace t = trace;
+        if (t != null) {
+            t.record(rank, FaultTrace.RECEIVED, type, toInt(m.arg0()));
+        }
         synchronized (lock) {
+            if (closed) {
+                return;
+            }
+            if (t != null) {
+                t.record(rank, FaultTrace.RECEIVED_LOCKED, type, toInt(m.arg0()));
+            }
             stats.messagesReceived++;
             stats.bytesReceived += m.payloadLength();
             if (MessageType.carriesPage(type) && m.payloadLength() != DsmPages.PAGE_SIZE) {
@@ -173,9 +210,26 @@ public final class DsmNode implements AutoCloseable {
                 fail(e);
             } finally {
                 currentPayload = null;
+                installedPage = -1;
             }
+            deferred = newDeferral();
         }
-        wakeTimer();
+        if (t != null) {
+            t.record(rank, FaultTrace.HANDLED, type, toInt(m.arg0()));
+        }
+        if (deferred) {
+            wakeTimer();
+        }
+    }
+
+    /** Whether the engine deferred a yield since the last check (the timer may have to wake earlier). Under the lock. */
+    private boolean newDeferral() {
+        long d = engine.deferrals();
+        if (d == timerDeferrals) {
+            return false;
+        }
+        timerDeferrals = d;
+        return true;
     }
 
     /** Pages frozen for a send that the engine kept writable (none in the current protocol) get write access back. */
@@ -196,6 +250,9 @@ public final class DsmNode implements AutoCloseable {
         while (running) {
             long deadline;
             synchronized (lock) {
+                if (closed) {
+                    return;
+                }
                 deadline = engine.nextDeadline();
                 if (deadline != Long.MAX_VALUE && deadline <= System.nanoTime()) {
                     try {
@@ -254,6 +311,10 @@ public final class DsmNode implements AutoCloseable {
             }
             try {
                 transport.send(dst, out);
+                FaultTrace t = trace;
+                if (t != null) {
+                    t.record(rank, FaultTrace.SENT, type, (int) out.arg0());
+                }
             } catch (TransportException e) {
                 throw new IllegalStateException("node " + rank + ": cannot send " + MessageType.name(type) + " to node "
                         + dst + ": " + e.getMessage(), e);
@@ -266,18 +327,21 @@ public final class DsmNode implements AutoCloseable {
         public void installZero(int page, boolean writable) {
             stats.zeroFills++;
             pages.installZero(page, writable);
+            traceInstalled(page);
         }
 
         @Override
         public void installFromMessage(int page, boolean writable) {
             stats.remoteFetches++;
             pages.install(page, currentPayload, currentPayloadOffset, writable);
+            traceInstalled(page);
         }
 
         @Override
         public void makeWritable(int page) {
             stats.upgrades++;
             pages.upgrade(page);
+            traceInstalled(page);
         }
 
         @Override
@@ -298,7 +362,23 @@ public final class DsmNode implements AutoCloseable {
                 (faultWrite[page] ? stats.writeLatencyNanos : stats.readLatencyNanos).recordValue(Math.max(0, dt));
                 faultStart[page] = 0;
             }
-            pages.wake(page);
+            if (installedPage != page) {
+                pages.wake(page);
+            }
+            installedPage = -1;
+            FaultTrace t = trace;
+            if (t != null) {
+                t.record(rank, FaultTrace.RESOLVED, 0, page);
+            }
+        }
+    }
+
+    private void traceInstalled(int page) {
+        // UFFDIO_COPY, ZEROPAGE and WRITEPROTECT (without DONTWAKE) wake the page's faulters themselves.
+        installedPage = page;
+        FaultTrace t = trace;
+        if (t != null) {
+            t.record(rank, FaultTrace.INSTALLED, 0, page);
         }
     }
 
@@ -323,9 +403,13 @@ public final class DsmNode implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        pages.close();
-        uffd.close();
-        Arrays.fill(faultStart, 0);
+        synchronized (lock) {
+            // The transport may still deliver messages: they are dropped from now on, and none is mid-ioctl.
+            closed = true;
+            pages.close();
+            uffd.close();
+            Arrays.fill(faultStart, 0);
+        }
     }
 
     /** The memfd this node's guest memory lives in. */
