@@ -40,6 +40,9 @@ public final class FaultReader implements AutoCloseable {
     private volatile boolean running = true;
     private volatile Throwable failure;
     private volatile long faults;
+    /** Message buffer of {@link #pollNow}, whose caller is another thread than the reader's. */
+    private final Arena pollArena = Arena.ofShared();
+    private final MemorySegment pollMessages = pollArena.allocate(UffdMsg.SIZE * BATCH, 8);
 
     public FaultReader(Userfaultfd uffd, MemorySegment registered, Sink sink, String name) {
         this.uffd = uffd;
@@ -91,6 +94,25 @@ public final class FaultReader implements AutoCloseable {
         }
     }
 
+    /**
+     * Reads and dispatches the faults queued right now, without blocking, on the calling thread: for one other
+     * thread that polls busily (it then serves a fault before the reader thread has even woken up). Calls must not
+     * overlap each other or {@link #close}. Returns how many messages it read.
+     */
+    public int pollNow() {
+        long got = Posix.current().read(uffd.fd(), pollMessages, pollMessages.byteSize());
+        if (got == -PosixConstants.EAGAIN || got == -PosixConstants.EINTR) {
+            return 0;
+        }
+        Posix.check(got, "read userfaultfd");
+        int count = 0;
+        for (long off = 0; off + UffdMsg.SIZE <= got; off += UffdMsg.SIZE) {
+            dispatch(pollMessages, off);
+            count++;
+        }
+        return count;
+    }
+
     private void dispatch(MemorySegment msgs, long off) {
         int event = Byte.toUnsignedInt(msgs.get(ValueLayout.JAVA_BYTE, off + UffdMsg.EVENT_OFFSET));
         if (event != UffdConstants.UFFD_EVENT_PAGEFAULT) {
@@ -128,5 +150,6 @@ public final class FaultReader implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         px.close(stopFd);
+        pollArena.close();
     }
 }

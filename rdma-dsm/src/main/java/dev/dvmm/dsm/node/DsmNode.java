@@ -64,6 +64,12 @@ public final class DsmNode implements AutoCloseable {
     /** Optional timeline of the fault path (benchmarks); set before {@link #start}. */
     private FaultTrace trace;
 
+    /** How long the transport busy-polls after a request for a local fault or a resolution; 0 never (see setBusyPoll). */
+    private volatile long busyPollNanos = Long.getLong("dvmm.dsm.busyPollNanos", 0);
+    private final Transport.PollWork pollFaults = this::pollFaults;
+    // Faults resolved during the current engine call.
+    private int resolvedInCall;
+
     // Deferrals the timer thread knows of: it is woken only when the engine defers another yield.
     private long timerDeferrals;
     // The page an install of the current engine call already woke (its faulters need no UFFDIO_WAKE), or -1.
@@ -114,6 +120,18 @@ public final class DsmNode implements AutoCloseable {
 
     public void setControlHandler(ControlHandler handler) { this.control = handler; }
 
+    /**
+     * Lets the transport's receive thread poll without sleeping for {@code nanos} after this node sent a request
+     * for a local fault and after it resolved one, serving new faults itself meanwhile: the reply and the vCPU's
+     * next fault then need no thread wake-up, at the price of a spinning thread. 0 turns it off.
+     */
+    public void setBusyPoll(long nanos) {
+        if (nanos < 0) {
+            throw new IllegalArgumentException("busy-poll time " + nanos + " ns must not be negative");
+        }
+        this.busyPollNanos = nanos;
+    }
+
     /** Records the steps of the fault path into {@code t} (null: off); call before {@link #start}. */
     public void setTrace(FaultTrace t) { this.trace = t; }
 
@@ -128,6 +146,7 @@ public final class DsmNode implements AutoCloseable {
     private void onFault(long page, boolean write, boolean wp, int tid) {
         int p = (int) page;
         boolean deferred;
+        boolean waiting;
         FaultTrace t = trace;
         if (t != null) {
             t.record(rank, FaultTrace.FAULT, write ? 1 : 0, p);
@@ -158,9 +177,22 @@ public final class DsmNode implements AutoCloseable {
                 fail(e);
             }
             deferred = newDeferral();
+            waiting = engine.localState(p) >= PageState.READ_PENDING;
+        }
+        long spin = busyPollNanos;
+        if (waiting && spin > 0) {
+            transport.busyPollUntil(System.nanoTime() + spin, pollFaults);
         }
         if (deferred) {
             wakeTimer();
+        }
+    }
+
+    /** The transport's busy-poll work: faults queued on the uffd, served on the transport's thread. */
+    private int pollFaults() {
+        synchronized (lock) {
+            // Under the lock, so that close() cannot release the uffd in between.
+            return closed ? 0 : reader.pollNow();
         }
     }
 
@@ -175,6 +207,7 @@ public final class DsmNode implements AutoCloseable {
             return;
         }
         boolean deferred;
+        boolean resolved;
         FaultTrace t = trace;
         if (t != null) {
             t.record(rank, FaultTrace.RECEIVED, type, toInt(m.arg0()));
@@ -197,6 +230,7 @@ public final class DsmNode implements AutoCloseable {
             if (type == MessageType.INVALIDATE) {
                 stats.invalidationsReceived++;
             }
+            resolvedInCall = 0;
             currentPayload = m.payloadSegment();
             currentPayloadOffset = m.payloadOffset();
             try {
@@ -213,6 +247,13 @@ public final class DsmNode implements AutoCloseable {
                 installedPage = -1;
             }
             deferred = newDeferral();
+            resolved = resolvedInCall > 0;
+            resolvedInCall = 0;
+        }
+        long spin = busyPollNanos;
+        if (resolved && spin > 0) {
+            // The vCPU that just resumed is likely to fault again soon.
+            transport.busyPollUntil(System.nanoTime() + spin, pollFaults);
         }
         if (t != null) {
             t.record(rank, FaultTrace.HANDLED, type, toInt(m.arg0()));
@@ -297,6 +338,10 @@ public final class DsmNode implements AutoCloseable {
                 // and the invalidation that follows are lost. Restored below if the page stays ours.
                 pages.downgrade(page);
                 frozen[frozenCount++] = page;
+                FaultTrace t = trace;
+                if (t != null) {
+                    t.record(rank, FaultTrace.PROTECTED, 1, page);
+                }
             }
             out.clear().type((short) type).arg0(page).arg1(requester).arg2(version)
                     .payload(alias, (long) page << DsmPages.PAGE_SHIFT, (int) DsmPages.PAGE_SIZE);
@@ -347,11 +392,19 @@ public final class DsmNode implements AutoCloseable {
         @Override
         public void makeReadOnly(int page) {
             pages.downgrade(page);
+            FaultTrace t = trace;
+            if (t != null) {
+                t.record(rank, FaultTrace.PROTECTED, 0, page);
+            }
         }
 
         @Override
         public void invalidate(int page) {
             pages.invalidate(page);
+            FaultTrace t = trace;
+            if (t != null) {
+                t.record(rank, FaultTrace.PUNCHED, 0, page);
+            }
         }
 
         @Override
@@ -362,6 +415,7 @@ public final class DsmNode implements AutoCloseable {
                 (faultWrite[page] ? stats.writeLatencyNanos : stats.readLatencyNanos).recordValue(Math.max(0, dt));
                 faultStart[page] = 0;
             }
+            resolvedInCall++;
             if (installedPage != page) {
                 pages.wake(page);
             }
@@ -396,6 +450,10 @@ public final class DsmNode implements AutoCloseable {
     @Override
     public void close() {
         running = false;
+        synchronized (lock) {
+            // Faults, messages and busy-poll work are ignored from now on; none is in the middle of an ioctl.
+            closed = true;
+        }
         wakeTimer();
         reader.close();
         try {
@@ -404,8 +462,6 @@ public final class DsmNode implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         synchronized (lock) {
-            // The transport may still deliver messages: they are dropped from now on, and none is mid-ioctl.
-            closed = true;
             pages.close();
             uffd.close();
             Arrays.fill(faultStart, 0);
