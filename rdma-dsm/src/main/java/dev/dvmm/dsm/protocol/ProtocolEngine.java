@@ -403,6 +403,10 @@ public final class ProtocolEngine {
             if (version == 0 || ((mutations & MUTATE_STALE_ZERO_FILL) != 0 && !dirModified[slot])) {
                 finish(slot);
                 send(requester, MessageType.GRANT_READ_ZERO, page, requester, 0);
+            } else if (!dirModified[slot] && local[page] == PageState.SHARED) {
+                // The home's own read-only copy is current: it answers at once (two hops, not three, and no DONE).
+                finish(slot);
+                sendWithPage(requester, MessageType.DATA_READ, page, version);
             } else {
                 dirModified[slot] = false;
                 phase[slot] = AWAIT_DONE;

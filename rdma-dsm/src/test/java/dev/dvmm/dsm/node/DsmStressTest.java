@@ -20,7 +20,7 @@ class DsmStressTest {
     @org.junit.jupiter.params.provider.CsvSource({"2, 1", "2, 2", "3, 1", "3, 3", "4, 1", "4, 4"})
     void atomicIncrementsAreNeverLost(int nodes, int pagesUsed) throws Exception {
         for (int rep = 0; rep < Integer.getInteger("dsm.stress.reps", 1); rep++) {
-            run(nodes, pagesUsed, 20_000);
+            run(nodes, pagesUsed, 200_000);
         }
     }
 
@@ -29,9 +29,17 @@ class DsmStressTest {
         try (LocalDsmCluster cluster = new LocalDsmCluster(new ProtocolConfig(n, 16, 1, 0, 1024), null)) {
             assertTimeoutPreemptively(Duration.ofSeconds(180), () -> {
                 Thread[] th = new Thread[n];
+                // Everyone starts together, or a thread could finish its share before the next one runs.
+                java.util.concurrent.CountDownLatch start = new java.util.concurrent.CountDownLatch(n);
                 for (int r = 0; r < n; r++) {
                     final MemorySegment g = cluster.guest(r);
                     th[r] = Thread.ofPlatform().start(() -> {
+                        start.countDown();
+                        try {
+                            start.await();
+                        } catch (InterruptedException e) {
+                            return;
+                        }
                         for (int i = 0; i < increments; i++) {
                             long off = (1 + i % pagesUsed) * 4096L + 64;
                             LONG.getAndAdd(g, off, 1L);

@@ -233,6 +233,28 @@ class ProtocolEngineTest {
     }
 
     @Test
+    void aHomeWithACurrentReadOnlyCopyAnswersAReadItselfInsteadOfForwarding() {
+        ProtocolConfig config = config(3, 1, 0, 8);
+        Recorder homeOut = new Recorder();
+        ProtocolEngine home = engine(config, 0, homeOut);
+        home.onMessage(1, W, 0, 1, 0, 0);
+        assertEquals(List.of("send n1 GRANT_WRITE_ZERO p0 req n1 v1"), homeOut.take());
+        home.onLocalFault(0, false, 0);
+        assertEquals(List.of("send n1 FORWARD_READ p0 req n0 v1"), homeOut.take(),
+            "the home is not the owner: it asks n1");
+        home.onMessage(1, MessageType.DATA_READ, 0, 0, 1, 0);
+        assertEquals(List.of("install p0 RO", "resolved p0"), homeOut.take());
+        assertEquals(PageState.SHARED, home.localState(0));
+
+        home.onMessage(2, R, 0, 2, 0, 0);
+        assertEquals(List.of("send+page n2 DATA_READ p0 req n2 v1"), homeOut.take(),
+            "n2's read is served from the home's copy, not forwarded to owner n1");
+        assertFalse(home.isBusy(0));
+        assertEquals(0b111, home.directoryCopyset(0));
+        assertEquals(1, home.directoryOwner(0), "n1 stays the owner");
+    }
+
+    @Test
     void requestsOnABusyEntryQueueAndAreServedInArrivalOrder() {
         ProtocolConfig config = config(4, 1, 0, 8);
         Recorder out = new Recorder();
