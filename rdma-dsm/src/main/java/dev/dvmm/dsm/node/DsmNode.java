@@ -67,8 +67,9 @@ public final class DsmNode implements AutoCloseable {
     /** How long the transport busy-polls after a request for a local fault or a resolution; 0 never (see setBusyPoll). */
     private volatile long busyPollNanos = Long.getLong("dvmm.dsm.busyPollNanos", 0);
     private final Transport.PollWork pollFaults = this::pollFaults;
-    // Faults resolved during the current engine call.
-    private int resolvedInCall;
+    // Pages with a local fault waiting for a remote answer, and how many (busy-polling lasts while there are any).
+    private final boolean[] awaitingRemote;
+    private int awaitingRemoteCount;
 
     // Deferrals the timer thread knows of: it is woken only when the engine defers another yield.
     private long timerDeferrals;
@@ -95,6 +96,7 @@ public final class DsmNode implements AutoCloseable {
         this.memfd = memfd;
         this.faultStart = new long[config.pageCount()];
         this.faultWrite = new boolean[config.pageCount()];
+        this.awaitingRemote = new boolean[config.pageCount()];
         this.engine = new ProtocolEngine(config, rank, new TransportOutbox(), new MemoryActions());
         this.uffd = DsmPages.registerGuestMapping(guest);
         this.pages = new DsmPages(uffd, memfd, guest, alias);
@@ -178,9 +180,14 @@ public final class DsmNode implements AutoCloseable {
             }
             deferred = newDeferral();
             waiting = engine.localState(p) >= PageState.READ_PENDING;
+            if (waiting && !awaitingRemote[p]) {
+                awaitingRemote[p] = true;
+                awaitingRemoteCount++;
+            }
         }
         long spin = busyPollNanos;
         if (waiting && spin > 0) {
+            // The answer comes to the transport's thread: let it wait awake rather than be woken.
             transport.busyPollUntil(System.nanoTime() + spin, pollFaults);
         }
         if (deferred) {
@@ -207,7 +214,7 @@ public final class DsmNode implements AutoCloseable {
             return;
         }
         boolean deferred;
-        boolean resolved;
+        boolean idle;
         FaultTrace t = trace;
         if (t != null) {
             t.record(rank, FaultTrace.RECEIVED, type, toInt(m.arg0()));
@@ -230,7 +237,6 @@ public final class DsmNode implements AutoCloseable {
             if (type == MessageType.INVALIDATE) {
                 stats.invalidationsReceived++;
             }
-            resolvedInCall = 0;
             currentPayload = m.payloadSegment();
             currentPayloadOffset = m.payloadOffset();
             try {
@@ -247,13 +253,11 @@ public final class DsmNode implements AutoCloseable {
                 installedPage = -1;
             }
             deferred = newDeferral();
-            resolved = resolvedInCall > 0;
-            resolvedInCall = 0;
+            idle = awaitingRemoteCount == 0;
         }
-        long spin = busyPollNanos;
-        if (resolved && spin > 0) {
-            // The vCPU that just resumed is likely to fault again soon.
-            transport.busyPollUntil(System.nanoTime() + spin, pollFaults);
+        if (idle && busyPollNanos > 0) {
+            // Nothing awaited any more: stop polling, the CPU is better spent on the vCPUs just woken.
+            transport.busyPollUntil(System.nanoTime(), null);
         }
         if (t != null) {
             t.record(rank, FaultTrace.HANDLED, type, toInt(m.arg0()));
@@ -415,7 +419,10 @@ public final class DsmNode implements AutoCloseable {
                 (faultWrite[page] ? stats.writeLatencyNanos : stats.readLatencyNanos).recordValue(Math.max(0, dt));
                 faultStart[page] = 0;
             }
-            resolvedInCall++;
+            if (awaitingRemote[page]) {
+                awaitingRemote[page] = false;
+                awaitingRemoteCount--;
+            }
             if (installedPage != page) {
                 pages.wake(page);
             }

@@ -524,8 +524,7 @@ public final class TcpTransport implements Transport {
                     int ready = selector.selectNow(readyAction);
                     PollWork work = busyPollWork;
                     if (ready == 0 && (work == null || work.poll() == 0)) {
-                        // Let a thread waiting for this CPU (e.g. the vCPU just woken) run first.
-                        Thread.yield();
+                        Thread.onSpinWait();
                     }
                 } else {
                     selector.select(readyAction, TICK_MILLIS);
