@@ -74,6 +74,10 @@ final class BenchCommand implements Callable<Integer> {
         @Option(names = "--hold-us", defaultValue = "200", description = "hold time for the guarded ping-pong run")
         long holdMicros;
 
+        @Option(names = "--busy-poll-us", defaultValue = "0", description = "transport thread busy-polls this long "
+                + "while a fault awaits a peer, serving new faults meanwhile (default: ${DEFAULT-VALUE}: off)")
+        long busyPollMicros;
+
         @Override
         public Integer call() throws Exception {
             if (nodes != 2 && nodes != 4) {
@@ -82,12 +86,12 @@ final class BenchCommand implements Callable<Integer> {
             if (pages < 100) {
                 throw new UserError("--pages must be at least 100");
             }
-            if (holdMicros < 0) {
-                throw new UserError("--hold-us must not be negative");
+            if (holdMicros < 0 || busyPollMicros < 0) {
+                throw new UserError("--hold-us and --busy-poll-us must not be negative");
             }
             PrintWriter out = spec.commandLine().getOut();
             dev.dvmm.dsm.bench.FaultBenchmark.Result r = dev.dvmm.dsm.bench.FaultBenchmark.run(nodes, pages, holdMicros,
-                    System.err);
+                    busyPollMicros, System.err);
             out.print(r.toTable());
             out.flush();
             if (json != null) {

@@ -45,9 +45,9 @@ public final class FaultBenchmark {
      * @param threeParty per kind: requester, home and owner/sharer all different (4 nodes only, else empty)
      * @param stages     per kind and party count, the frequent paths of a fault as "stage: median us" lines
      */
-    public record Result(int nodes, int pages, Histogram[] twoParty, Histogram[] threeParty, Histogram localUffd,
-                         Histogram rtt, String[][] stages, double pingPongPagesPerSec, double pingPongHeldPagesPerSec,
-                         long holdMicros, double incrementsPerSec, double incrementsHeldPerSec) {
+    public record Result(int nodes, int pages, long busyPollMicros, Histogram[] twoParty, Histogram[] threeParty,
+                         Histogram localUffd, Histogram rtt, String[][] stages, double pingPongPagesPerSec,
+                         double pingPongHeldPagesPerSec, long holdMicros, double incrementsPerSec, double incrementsHeldPerSec) {
         private static double us(Histogram h, double p) {
             return h.getTotalCount() == 0 ? 0 : h.getValueAtPercentile(p) / 1e3;
         }
@@ -70,7 +70,8 @@ public final class FaultBenchmark {
         public String toJson() {
             StringBuilder s = new StringBuilder();
             s.append(String.format(Locale.ROOT, "{%n  \"benchmark\": \"fault\",%n  \"nodes\": %d,%n"
-                    + "  \"transport\": \"tcp\",%n  \"faults_per_kind\": %d,%n", nodes, pages));
+                    + "  \"transport\": \"tcp\",%n  \"busy_poll_us\": %d,%n  \"faults_per_kind\": %d,%n", nodes,
+                    busyPollMicros, pages));
             s.append("  \"remote_read_fault_us\": ").append(pair(twoParty[READ])).append(",\n");
             s.append("  \"remote_write_fault_us\": ").append(pair(twoParty[UPGRADE])).append(",\n");
             s.append("  \"remote_write_miss_fault_us\": ").append(pair(twoParty[WRITE_MISS])).append(",\n");
@@ -116,7 +117,8 @@ public final class FaultBenchmark {
 
         public String toTable() {
             StringBuilder s = new StringBuilder();
-            s.append(String.format(Locale.ROOT, "%-40s %10s %10s%n", "DSM fault cost (" + nodes + " nodes, tcp)",
+            s.append(String.format(Locale.ROOT, "%-40s %10s %10s%n", "DSM fault cost (" + nodes + " nodes, tcp"
+                    + (busyPollMicros > 0 ? ", busy-poll " + busyPollMicros + " us)" : ")"),
                     "p50 us", "p99 us"));
             for (int party = 0; party < (nodes > 2 ? 2 : 1); party++) {
                 Histogram[] h = party == 0 ? twoParty : threeParty;
@@ -187,7 +189,8 @@ public final class FaultBenchmark {
         return nodes > 2 && (p / nodes) % 2 == 1;
     }
 
-    public static Result run(int nodes, int pages, long holdMicros, java.io.PrintStream progress) throws Exception {
+    public static Result run(int nodes, int pages, long holdMicros, long busyPollMicros, java.io.PrintStream progress)
+            throws Exception {
         if (nodes != 2 && nodes != 4) {
             throw new IllegalArgumentException("the fault benchmark runs 2 or 4 nodes, not " + nodes);
         }
@@ -197,7 +200,8 @@ public final class FaultBenchmark {
         int n = (pages + 2 * nodes - 1) / (2 * nodes) * (2 * nodes);
         FaultTrace trace = new FaultTrace(64 * n);
         progress.println("remote faults over " + n + " pages (" + nodes + " nodes, tcp loopback)");
-        try (LocalDsmCluster c = new LocalDsmCluster(new ProtocolConfig(nodes, n + 1, 1, 0, 1 << 14), trace)) {
+        try (LocalDsmCluster c = new LocalDsmCluster(new ProtocolConfig(nodes, n + 1, 1, 0, 1 << 14), trace,
+                busyPollMicros * 1000)) {
             MemorySegment[] guest = new MemorySegment[nodes];
             for (int r = 0; r < nodes; r++) {
                 guest[r] = c.guest(r);
@@ -267,10 +271,11 @@ public final class FaultBenchmark {
         progress.println("4 KiB round trip baseline");
         Histogram rtt = roundTrip(Math.max(n, 5000));
         progress.println("page ping-pong, hold 0");
-        double[] free = pingPong(0);
+        double[] free = pingPong(0, busyPollMicros * 1000);
         progress.println("page ping-pong, hold " + holdMicros + " us");
-        double[] held = pingPong(holdMicros * 1000);
-        return new Result(nodes, n, two, three, local, rtt, stages, free[0], held[0], holdMicros, free[1], held[1]);
+        double[] held = pingPong(holdMicros * 1000, busyPollMicros * 1000);
+        return new Result(nodes, n, busyPollMicros, two, three, local, rtt, stages, free[0], held[0], holdMicros,
+                free[1], held[1]);
     }
 
     private static Histogram localUffd(int pages) throws Exception {
@@ -285,7 +290,8 @@ public final class FaultBenchmark {
         try (Arena arena = Arena.ofShared(); Userfaultfd uffd = DsmPages.registerGuestMapping(guest);
              DsmPages dsm = new DsmPages(uffd, fd, guest, alias)) {
             MemorySegment src = arena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
-            FaultReader reader = new FaultReader(uffd, guest, (page, w, wp, tid) -> dsm.install(page, src, true), "bench-uffd");
+            FaultReader reader = new FaultReader(uffd, guest, (page, w, wp, tid) -> dsm.install(page, src, true),
+                    "bench-uffd");
             reader.start();
             try {
                 on(() -> {
@@ -340,8 +346,9 @@ public final class FaultBenchmark {
     }
 
     /** Two threads on two nodes incrementing the same word for 2 s: {page transfers/s, increments/s}. */
-    private static double[] pingPong(long holdNanos) throws Exception {
-        try (LocalDsmCluster c = new LocalDsmCluster(new ProtocolConfig(2, 2, 1, holdNanos, 1 << 14), null)) {
+    private static double[] pingPong(long holdNanos, long busyPollNanos) throws Exception {
+        try (LocalDsmCluster c = new LocalDsmCluster(new ProtocolConfig(2, 2, 1, holdNanos, 1 << 14), null,
+                busyPollNanos)) {
             long[] done = new long[2];
             long deadline = System.nanoTime() + 2_000_000_000L;
             Thread[] t = new Thread[2];

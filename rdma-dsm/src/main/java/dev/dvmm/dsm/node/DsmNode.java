@@ -25,10 +25,13 @@ import org.apache.logging.log4j.Logger;
  * the transport.
  *
  * <p>Three threads feed the engine, serialized by one lock: the fault reader (local faults), the
- * transport's receive thread (protocol messages) and a timer thread (hold-time deferrals). Engine
- * actions never touch the guest mapping (installs use UFFDIO_COPY, reads use the alias mapping), so
- * nothing done under the lock can fault on this node's own userfaultfd. Nothing is allocated per
- * fault or per message.
+ * transport's receive thread (protocol messages, and local faults too while it busy-polls, see
+ * {@link #setBusyPoll}) and a timer thread (hold-time deferrals, woken only when the engine defers a
+ * yield). Each thread sends its own messages straight to the socket and the receive thread installs
+ * pages itself, so a remote fault costs no hand-off beyond the wake-ups of the threads that wait for
+ * it. Engine actions never touch the guest mapping (installs use UFFDIO_COPY, reads use the alias
+ * mapping), so nothing done under the lock can fault on this node's own userfaultfd. Nothing is
+ * allocated per fault or per message.
  */
 public final class DsmNode implements AutoCloseable {
     /** Transport message types at or above this are for the layer above (cluster control), not the protocol. */
@@ -64,8 +67,8 @@ public final class DsmNode implements AutoCloseable {
     /** Optional timeline of the fault path (benchmarks); set before {@link #start}. */
     private FaultTrace trace;
 
-    /** How long the transport busy-polls after a request for a local fault or a resolution; 0 never (see setBusyPoll). */
-    private volatile long busyPollNanos = Long.getLong("dvmm.dsm.busyPollNanos", 0);
+    /** How long the transport may busy-poll while a local fault awaits a peer; 0: never (see setBusyPoll). */
+    private volatile long busyPollNanos;
     private final Transport.PollWork pollFaults = this::pollFaults;
     // Pages with a local fault waiting for a remote answer, and how many (busy-polling lasts while there are any).
     private final boolean[] awaitingRemote;
@@ -123,9 +126,10 @@ public final class DsmNode implements AutoCloseable {
     public void setControlHandler(ControlHandler handler) { this.control = handler; }
 
     /**
-     * Lets the transport's receive thread poll without sleeping for {@code nanos} after this node sent a request
-     * for a local fault and after it resolved one, serving new faults itself meanwhile: the reply and the vCPU's
-     * next fault then need no thread wake-up, at the price of a spinning thread. 0 turns it off.
+     * Lets the transport's receive thread poll without sleeping, for at most {@code nanos} after this node asked a
+     * peer for a page and until the answer is in, and serve new local faults itself meanwhile: the answer then
+     * needs no thread wake-up, at the price of a spinning thread (worth it when cores are to spare; on an
+     * oversubscribed host the spinner delays the threads it should serve). 0, the default, turns it off.
      */
     public void setBusyPoll(long nanos) {
         if (nanos < 0) {
@@ -267,7 +271,7 @@ public final class DsmNode implements AutoCloseable {
         }
     }
 
-    /** Whether the engine deferred a yield since the last check (the timer may have to wake earlier). Under the lock. */
+    /** Whether the engine deferred a yield since the last check (the timer may have to wake earlier); under the lock. */
     private boolean newDeferral() {
         long d = engine.deferrals();
         if (d == timerDeferrals) {

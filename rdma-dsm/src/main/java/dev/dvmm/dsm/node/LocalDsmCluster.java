@@ -30,8 +30,13 @@ public final class LocalDsmCluster implements AutoCloseable {
     private final TcpTransport[] transport;
     private final DsmNode[] node;
 
-    /** Builds and starts {@code config.nodeCount()} connected nodes; {@code trace} (may be null) records their faults. */
+    /** Builds and starts {@code config.nodeCount()} connected nodes; {@code trace} (or null) records their faults. */
     public LocalDsmCluster(ProtocolConfig config, FaultTrace trace) throws TransportException {
+        this(config, trace, 0);
+    }
+
+    /** As above, each node busy-polling up to {@code busyPollNanos} while a fault awaits a peer (DsmNode.setBusyPoll). */
+    public LocalDsmCluster(ProtocolConfig config, FaultTrace trace, long busyPollNanos) throws TransportException {
         size = config.nodeCount();
         memfd = new int[size];
         guest = new MemorySegment[size];
@@ -51,6 +56,7 @@ public final class LocalDsmCluster implements AutoCloseable {
                 transport[r] = new TcpTransport(TcpTransportConfig.loopback(r, size, SECRET));
                 node[r] = new DsmNode(transport[r], config, memfd[r], guest[r], alias[r]);
                 node[r].setTrace(trace);
+                node[r].setBusyPoll(busyPollNanos);
             }
             List<Endpoint> cluster = new ArrayList<>();
             for (int r = 0; r < size; r++) {
