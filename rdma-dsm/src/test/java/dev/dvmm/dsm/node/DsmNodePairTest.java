@@ -112,6 +112,35 @@ class DsmNodePairTest {
     }
 
     @Test
+    void busyPollingNodesStayCoherent() {
+        assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
+            // The transport threads poll while faults await a peer and serve new faults themselves meanwhile.
+            try (LocalDsmCluster polling = new LocalDsmCluster(new ProtocolConfig(2, PAGES, 1, 0, 1024), null,
+                    5_000_000)) {
+                long[] sum = new long[2];
+                for (int round = 1; round <= 3; round++) {
+                    final int r = round;
+                    onThread(() -> {
+                        for (int p = 1; p < PAGES; p++) {
+                            dev.dvmm.dsm.NativeAccess.set(polling.guest(r % 2), p * 4096L, r * 1000L + p);
+                        }
+                    });
+                    onThread(() -> {
+                        for (int p = 1; p < PAGES; p++) {
+                            sum[r % 2] += dev.dvmm.dsm.NativeAccess.get(polling.guest(1 - r % 2), p * 4096L)
+                                    - r * 1000L;
+                        }
+                    });
+                }
+                long pages = PAGES - 1;
+                assertEquals(2 * pages * PAGES / 2, sum[1], "node 0 read node 1's writes of rounds 1 and 3");
+                assertEquals(pages * PAGES / 2, sum[0], "node 1 read node 0's writes of round 2");
+                assertNull(polling.failure());
+            }
+        });
+    }
+
+    @Test
     void impossibleProtocolMessagesAreRejectedAndTheNodeKeepsServing() {
         assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
             OutboundMessage bad = new OutboundMessage();
