@@ -380,21 +380,21 @@ public final class DsmNode implements AutoCloseable {
         public void installZero(int page, boolean writable) {
             stats.zeroFills++;
             pages.installZero(page, writable);
-            traceInstalled(page);
+            installed(page);
         }
 
         @Override
         public void installFromMessage(int page, boolean writable) {
             stats.remoteFetches++;
             pages.install(page, currentPayload, currentPayloadOffset, writable);
-            traceInstalled(page);
+            installed(page);
         }
 
         @Override
         public void makeWritable(int page) {
             stats.upgrades++;
             pages.upgrade(page);
-            traceInstalled(page);
+            installed(page);
         }
 
         @Override
@@ -438,7 +438,7 @@ public final class DsmNode implements AutoCloseable {
         }
     }
 
-    private void traceInstalled(int page) {
+    private void installed(int page) {
         // UFFDIO_COPY, ZEROPAGE and WRITEPROTECT (without DONTWAKE) wake the page's faulters themselves.
         installedPage = page;
         FaultTrace t = trace;

@@ -20,7 +20,7 @@ class DsmStressTest {
     @org.junit.jupiter.params.provider.CsvSource({"2, 1", "2, 2", "3, 1", "3, 3", "4, 1", "4, 4"})
     void atomicIncrementsAreNeverLost(int nodes, int pagesUsed) throws Exception {
         for (int rep = 0; rep < Integer.getInteger("dsm.stress.reps", 1); rep++) {
-            run(nodes, pagesUsed, 200_000);
+            run(nodes, pagesUsed, 20_000);
         }
     }
 
