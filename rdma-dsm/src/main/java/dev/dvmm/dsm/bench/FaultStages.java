@@ -12,7 +12,8 @@ import java.util.Map;
 /**
  * Splits the benchmark's faults into stages from a {@link FaultTrace}: for each measured access, the steps of the
  * faulting page on every node between the access and its completion, named by role (R requester, H home, O owner or
- * sharer); every sequence taken by at least a tenth of the faults is reported with the median time of each step.
+ * sharer); the most frequent sequence, and every other taken by at least a tenth of the faults, is reported with the
+ * median time of each step.
  */
 final class FaultStages {
     private FaultStages() {}
@@ -64,13 +65,13 @@ final class FaultStages {
         if (total == 0) {
             return null;
         }
-        // Every path taken by at least a tenth of the faults, most frequent first.
+        // The most frequent path, and every other taken by at least a tenth of the faults.
         List<String> paths = new ArrayList<>(byPath.keySet());
         paths.sort((a, b) -> Integer.compare(byPath.get(b).size(), byPath.get(a).size()));
         List<String> lines = new ArrayList<>();
         for (String path : paths) {
             List<long[]> runs = byPath.get(path);
-            if (runs.size() * 10 < total) {
+            if (runs.size() * 10 < total && !lines.isEmpty()) {
                 break;
             }
             List<String> labels = labelsOf.get(path);

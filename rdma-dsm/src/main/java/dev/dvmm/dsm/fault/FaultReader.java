@@ -8,6 +8,7 @@ import dev.dvmm.bindings.abi.UffdMsg;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The thread that reads a userfaultfd and hands each page fault to a {@link Sink}.
@@ -18,7 +19,7 @@ import java.lang.foreign.ValueLayout;
  * its own uffd and deadlock).
  */
 public final class FaultReader implements AutoCloseable {
-    /** Receives page faults on the reader thread. */
+    /** Receives page faults on the reader thread, or on the thread that calls {@link #pollNow}. */
     public interface Sink {
         /**
          * @param pageIndex page number within the registered range
@@ -39,7 +40,7 @@ public final class FaultReader implements AutoCloseable {
     private final Thread thread;
     private volatile boolean running = true;
     private volatile Throwable failure;
-    private volatile long faults;
+    private final AtomicLong faults = new AtomicLong();
     /** Message buffer of {@link #pollNow}, whose caller is another thread than the reader's. */
     private final Arena pollArena = Arena.ofShared();
     private final MemorySegment pollMessages = pollArena.allocate(UffdMsg.SIZE * BATCH, 8);
@@ -125,12 +126,12 @@ public final class FaultReader implements AutoCloseable {
         if (rel < 0 || rel >= length) {
             throw new FaultServiceException("fault at 0x" + Long.toHexString(addr) + " outside the registered range");
         }
-        faults++;
+        faults.incrementAndGet();
         sink.onFault(rel >>> DsmPages.PAGE_SHIFT, (flags & UffdConstants.UFFD_PAGEFAULT_FLAG_WRITE) != 0,
                 (flags & UffdConstants.UFFD_PAGEFAULT_FLAG_WP) != 0, tid);
     }
 
-    public long faults() { return faults; }
+    public long faults() { return faults.get(); }
 
     /** Why the reader stopped on its own, or null. */
     public Throwable failure() { return failure; }
