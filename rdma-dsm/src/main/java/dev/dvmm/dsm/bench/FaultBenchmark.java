@@ -105,6 +105,7 @@ public final class FaultBenchmark {
                 }
             }
             s.append("\n  },\n");
+            // "increments" is the field's historical name: each thread now stores its own running count.
             s.append(String.format(Locale.ROOT, "  \"ping_pong_nodes\": 2,%n"
                     + "  \"ping_pong_pages_per_s\": {\"hold_0\": %.0f, \"hold_%dus\": %.0f},%n"
                     + "  \"ping_pong_increments_per_s\": {\"hold_0\": %.0f, \"hold_%dus\": %.0f}%n}%n",
@@ -133,8 +134,8 @@ public final class FaultBenchmark {
                 s.append(String.format(Locale.ROOT, "%-40s %10.3f%n", "3-party read / (local + 1.5 rtt), p50",
                         ratioThreeParty()));
             }
-            s.append(String.format(Locale.ROOT, "%-40s %10.0f pages/s (%.0f increments/s)%n%-40s %10.0f pages/s "
-                    + "(%.0f increments/s)%n", "ping-pong, hold 0", pingPongPagesPerSec, incrementsPerSec,
+            s.append(String.format(Locale.ROOT, "%-40s %10.0f pages/s (%.0f stores/s)%n%-40s %10.0f pages/s "
+                    + "(%.0f stores/s)%n", "ping-pong, hold 0", pingPongPagesPerSec, incrementsPerSec,
                     "ping-pong, hold " + holdMicros + " us", pingPongHeldPagesPerSec, incrementsHeldPerSec));
             for (int party = 0; party < 2; party++) {
                 for (int k = 0; k < KIND.length; k++) {

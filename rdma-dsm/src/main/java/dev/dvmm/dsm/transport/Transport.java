@@ -58,7 +58,8 @@ import java.util.List;
  * the receive thread never waits (its backlog grows up to a bound), so two nodes answering each
  * other cannot deadlock. When a send method returns, the payload memory may be reused. Handlers
  * must not block: a blocked receive thread reads nothing and leaves this node's backlogs to be
- * drained only by senders that are waiting.
+ * drained only by senders that are waiting. On request ({@link #busyPollUntil}) the receive thread
+ * polls without sleeping for a while and runs the caller's poll work between polls.
  *
  * <h2>Lifecycle</h2>
  * Construct (binds the local endpoint, see {@link #localEndpoint()}), {@link #start} with every
