@@ -54,8 +54,9 @@ final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    @Command(name = "fault", description = "DSM fault latency between 2 nodes vs a local uffd fault and a 4 KiB round "
-            + "trip, and the page ping-pong rate with and without the hold-time guard.")
+    @Command(name = "fault", description = "DSM fault latency between 2 or 4 nodes vs a local uffd fault and a 4 KiB "
+            + "round trip (with 4 nodes also faults where requester, home and owner differ), the stages of a typical "
+            + "fault, and the page ping-pong rate with and without the hold-time guard.")
     static final class Fault implements Callable<Integer> {
         @Spec
         CommandSpec spec;
@@ -63,7 +64,8 @@ final class BenchCommand implements Callable<Integer> {
         @Option(names = "--json", description = "write results as JSON to this file")
         Path json;
 
-        @Option(names = "--nodes", defaultValue = "2", description = "nodes (only 2 is measured today)")
+        @Option(names = "--nodes", defaultValue = "2", description = "nodes in the in-process cluster: 2 or 4 "
+                + "(default: ${DEFAULT-VALUE})")
         int nodes;
 
         @Option(names = "--pages", defaultValue = "4000", description = "faults per kind (default: ${DEFAULT-VALUE})")
@@ -72,16 +74,24 @@ final class BenchCommand implements Callable<Integer> {
         @Option(names = "--hold-us", defaultValue = "200", description = "hold time for the guarded ping-pong run")
         long holdMicros;
 
+        @Option(names = "--busy-poll-us", defaultValue = "0", description = "transport thread busy-polls this long "
+                + "while a fault awaits a peer, serving new faults meanwhile (default: ${DEFAULT-VALUE}: off)")
+        long busyPollMicros;
+
         @Override
         public Integer call() throws Exception {
-            if (nodes != 2) {
-                throw new UserError("bench fault measures 2 nodes; --nodes " + nodes + " is not supported yet");
+            if (nodes != 2 && nodes != 4) {
+                throw new UserError("--nodes must be 2 or 4, not " + nodes);
             }
             if (pages < 100) {
                 throw new UserError("--pages must be at least 100");
             }
+            if (holdMicros < 0 || busyPollMicros < 0) {
+                throw new UserError("--hold-us and --busy-poll-us must not be negative");
+            }
             PrintWriter out = spec.commandLine().getOut();
-            dev.dvmm.dsm.bench.FaultBenchmark.Result r = dev.dvmm.dsm.bench.FaultBenchmark.run(pages, holdMicros, System.err);
+            dev.dvmm.dsm.bench.FaultBenchmark.Result r = dev.dvmm.dsm.bench.FaultBenchmark.run(nodes, pages, holdMicros,
+                    busyPollMicros, System.err);
             out.print(r.toTable());
             out.flush();
             if (json != null) {

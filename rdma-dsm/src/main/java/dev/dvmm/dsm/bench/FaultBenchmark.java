@@ -5,7 +5,8 @@ import dev.dvmm.bindings.abi.PosixConstants;
 import dev.dvmm.dsm.fault.DsmPages;
 import dev.dvmm.dsm.fault.FaultReader;
 import dev.dvmm.dsm.fault.Userfaultfd;
-import dev.dvmm.dsm.node.DsmNode;
+import dev.dvmm.dsm.node.FaultTrace;
+import dev.dvmm.dsm.node.LocalDsmCluster;
 import dev.dvmm.dsm.protocol.ProtocolConfig;
 import dev.dvmm.dsm.transport.Endpoint;
 import dev.dvmm.dsm.transport.OutboundMessage;
@@ -16,108 +17,147 @@ import dev.dvmm.dsm.transport.TcpTransportConfig;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.invoke.VarHandle;
 import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
 import org.HdrHistogram.Histogram;
 
 /**
- * DSM fault cost, measured end to end by the faulting thread (the time its access to guest memory
- * takes), with the baselines from the same run: a local userfaultfd fault resolved with UFFDIO_COPY
- * and no network, and a 4 KiB request/response round trip over the same transport. Also the page
+ * DSM fault cost, measured end to end by the faulting thread (the time its access to guest memory takes), with the
+ * baselines from the same run: a local userfaultfd fault resolved with UFFDIO_COPY and no network, and a 4 KiB
+ * request/response round trip over the same transport. With 4 nodes, faults where requester, home and owner are
+ * three different nodes are reported apart. A timeline of every fault splits the latency into stages. Also the page
  * ping-pong rate between two nodes with and without the hold-time guard.
  */
 public final class FaultBenchmark {
-    private static final VarHandle LONG = ValueLayout.JAVA_LONG.varHandle();
     private static final byte[] SECRET = "dvmm-fault-benchmark-secret-0123".getBytes();
 
-    public record Result(int pages, Histogram remoteRead, Histogram remoteWrite, Histogram localUffd, Histogram rtt,
-                         double pingPongPagesPerSec, double pingPongHeldPagesPerSec, long holdMicros,
-                         double incrementsPerSec, double incrementsHeldPerSec) {
+    /** Kinds of remote fault, each measured over its own pass through the pages. */
+    static final int READ = 0;
+    static final int UPGRADE = 1;
+    static final int WRITE_MISS = 2;
+    private static final String[] KIND = {"read", "write (upgrade)", "write miss"};
+
+    /**
+     * @param twoParty   per kind: faults where the requester, home and owner/sharer are at most two nodes
+     * @param threeParty per kind: requester, home and owner/sharer all different (4 nodes only, else empty)
+     * @param stages     per kind and party count, the frequent paths of a fault as "stage: median us" lines
+     */
+    public record Result(int nodes, int pages, long busyPollMicros, Histogram[] twoParty, Histogram[] threeParty,
+                         Histogram localUffd, Histogram rtt, String[][] stages, double pingPongPagesPerSec,
+                         double pingPongHeldPagesPerSec, long holdMicros, double incrementsPerSec, double incrementsHeldPerSec) {
         private static double us(Histogram h, double p) {
-            return h.getValueAtPercentile(p) / 1e3;
+            return h.getTotalCount() == 0 ? 0 : h.getValueAtPercentile(p) / 1e3;
         }
 
+        /** Remote read p50 over (local uffd p50 + RTT p50): the cost of the DSM beyond its two unavoidable parts. */
         public double ratio() {
-            return us(remoteRead, 50) / (us(localUffd, 50) + us(rtt, 50));
+            return us(twoParty[READ], 50) / (us(localUffd, 50) + us(rtt, 50));
+        }
+
+        /** The same for 3-party reads, whose floor is 1.5 round trips. */
+        public double ratioThreeParty() {
+            return us(threeParty[READ], 50) / (us(localUffd, 50) + 1.5 * us(rtt, 50));
+        }
+
+        private static String pair(Histogram h) {
+            return String.format(Locale.ROOT, "{\"p50\": %.1f, \"p99\": %.1f, \"count\": %d}", us(h, 50), us(h, 99),
+                    h.getTotalCount());
         }
 
         public String toJson() {
-            return String.format(Locale.ROOT, "{%n  \"benchmark\": \"fault\",%n  \"nodes\": 2,%n  \"transport\": \"tcp\",%n"
-                    + "  \"faults_per_kind\": %d,%n"
-                    + "  \"remote_read_fault_us\": {\"p50\": %.1f, \"p99\": %.1f},%n"
-                    + "  \"remote_write_fault_us\": {\"p50\": %.1f, \"p99\": %.1f},%n"
-                    + "  \"local_uffd_fault_us\": {\"p50\": %.1f, \"p99\": %.1f},%n"
-                    + "  \"rtt_4k_us\": {\"p50\": %.1f, \"p99\": %.1f},%n"
-                    + "  \"ratio_remote_read_p50_over_local_plus_rtt\": %.3f,%n  \"target_ratio\": 1.3,%n"
+            StringBuilder s = new StringBuilder();
+            s.append(String.format(Locale.ROOT, "{%n  \"benchmark\": \"fault\",%n  \"nodes\": %d,%n"
+                    + "  \"transport\": \"tcp\",%n  \"busy_poll_us\": %d,%n  \"faults_per_kind\": %d,%n", nodes,
+                    busyPollMicros, pages));
+            s.append("  \"remote_read_fault_us\": ").append(pair(twoParty[READ])).append(",\n");
+            s.append("  \"remote_write_fault_us\": ").append(pair(twoParty[UPGRADE])).append(",\n");
+            s.append("  \"remote_write_miss_fault_us\": ").append(pair(twoParty[WRITE_MISS])).append(",\n");
+            if (nodes > 2) {
+                s.append("  \"remote_read_3party_fault_us\": ").append(pair(threeParty[READ])).append(",\n");
+                s.append("  \"remote_write_3party_fault_us\": ").append(pair(threeParty[UPGRADE])).append(",\n");
+                s.append("  \"remote_write_miss_3party_fault_us\": ").append(pair(threeParty[WRITE_MISS]))
+                        .append(",\n");
+            }
+            s.append("  \"local_uffd_fault_us\": ").append(pair(localUffd)).append(",\n");
+            s.append("  \"rtt_4k_us\": ").append(pair(rtt)).append(",\n");
+            s.append(String.format(Locale.ROOT, "  \"ratio_remote_read_p50_over_local_plus_rtt\": %.3f,%n", ratio()));
+            if (nodes > 2) {
+                s.append(String.format(Locale.ROOT,
+                        "  \"ratio_remote_read_3party_p50_over_local_plus_1_5_rtt\": %.3f,%n", ratioThreeParty()));
+            }
+            s.append("  \"target_ratio\": 1.3,\n");
+            s.append("  \"stages_us\": {");
+            boolean first = true;
+            for (int party = 0; party < 2; party++) {
+                for (int k = 0; k < KIND.length; k++) {
+                    String[] lines = stages[party * KIND.length + k];
+                    if (lines == null) {
+                        continue;
+                    }
+                    s.append(first ? "\n" : ",\n").append("    \"").append(party == 0 ? "" : "3party ")
+                            .append(KIND[k]).append("\": [");
+                    for (int i = 0; i < lines.length; i++) {
+                        s.append(i == 0 ? "" : ", ").append('"').append(lines[i]).append('"');
+                    }
+                    s.append(']');
+                    first = false;
+                }
+            }
+            s.append("\n  },\n");
+            // "increments" is the field's historical name: each thread now stores its own running count.
+            s.append(String.format(Locale.ROOT, "  \"ping_pong_nodes\": 2,%n"
                     + "  \"ping_pong_pages_per_s\": {\"hold_0\": %.0f, \"hold_%dus\": %.0f},%n"
                     + "  \"ping_pong_increments_per_s\": {\"hold_0\": %.0f, \"hold_%dus\": %.0f}%n}%n",
-                    pages, us(remoteRead, 50), us(remoteRead, 99), us(remoteWrite, 50), us(remoteWrite, 99),
-                    us(localUffd, 50), us(localUffd, 99), us(rtt, 50), us(rtt, 99), ratio(), pingPongPagesPerSec,
-                    holdMicros, pingPongHeldPagesPerSec, incrementsPerSec, holdMicros, incrementsHeldPerSec);
+                    pingPongPagesPerSec, holdMicros, pingPongHeldPagesPerSec, incrementsPerSec, holdMicros,
+                    incrementsHeldPerSec));
+            return s.toString();
         }
 
         public String toTable() {
-            return String.format(Locale.ROOT, "%-34s %10s %10s%n%-34s %10.1f %10.1f%n%-34s %10.1f %10.1f%n"
-                    + "%-34s %10.1f %10.1f%n%-34s %10.1f %10.1f%n%-34s %10.3f (target 1.3)%n"
-                    + "%-34s %10.0f pages/s (%.0f increments/s)%n%-34s %10.0f pages/s (%.0f increments/s)%n",
-                    "DSM fault cost (2 nodes, tcp)", "p50 us", "p99 us",
-                    "remote read fault", us(remoteRead, 50), us(remoteRead, 99),
-                    "remote write fault", us(remoteWrite, 50), us(remoteWrite, 99),
-                    "local uffd fault (baseline)", us(localUffd, 50), us(localUffd, 99),
-                    "4 KiB round trip (baseline)", us(rtt, 50), us(rtt, 99),
-                    "remote read / (local + rtt), p50", ratio(),
-                    "ping-pong, hold 0", pingPongPagesPerSec, incrementsPerSec,
-                    "ping-pong, hold " + holdMicros + " us", pingPongHeldPagesPerSec, incrementsHeldPerSec);
+            StringBuilder s = new StringBuilder();
+            s.append(String.format(Locale.ROOT, "%-40s %10s %10s%n", "DSM fault cost (" + nodes + " nodes, tcp"
+                    + (busyPollMicros > 0 ? ", busy-poll " + busyPollMicros + " us)" : ")"),
+                    "p50 us", "p99 us"));
+            for (int party = 0; party < (nodes > 2 ? 2 : 1); party++) {
+                Histogram[] h = party == 0 ? twoParty : threeParty;
+                String tag = party == 0 ? "" : ", 3-party";
+                for (int k = 0; k < KIND.length; k++) {
+                    row(s, "remote " + KIND[k] + tag, h[k]);
+                }
+            }
+            row(s, "local uffd fault (baseline)", localUffd);
+            row(s, "4 KiB round trip (baseline)", rtt);
+            s.append(String.format(Locale.ROOT, "%-40s %10.3f (target 1.3)%n", "remote read / (local + rtt), p50",
+                    ratio()));
+            if (nodes > 2) {
+                s.append(String.format(Locale.ROOT, "%-40s %10.3f%n", "3-party read / (local + 1.5 rtt), p50",
+                        ratioThreeParty()));
+            }
+            s.append(String.format(Locale.ROOT, "%-40s %10.0f pages/s (%.0f stores/s)%n%-40s %10.0f pages/s "
+                    + "(%.0f stores/s)%n", "ping-pong, hold 0", pingPongPagesPerSec, incrementsPerSec,
+                    "ping-pong, hold " + holdMicros + " us", pingPongHeldPagesPerSec, incrementsHeldPerSec));
+            for (int party = 0; party < 2; party++) {
+                for (int k = 0; k < KIND.length; k++) {
+                    String[] lines = stages[party * KIND.length + k];
+                    if (lines != null) {
+                        s.append("stages of remote ").append(KIND[k]).append(party == 0 ? "" : ", 3-party")
+                                .append(" (median us):\n");
+                        for (String line : lines) {
+                            s.append("  ").append(line).append('\n');
+                        }
+                    }
+                }
+            }
+            return s.toString();
+        }
+
+        private static void row(StringBuilder s, String name, Histogram h) {
+            s.append(String.format(Locale.ROOT, "%-40s %10.1f %10.1f%n", name, us(h, 50), us(h, 99)));
         }
     }
 
     private FaultBenchmark() {}
-
-    /** Two DSM nodes in this process over loopback TCP, each with its own memfd guest memory. */
-    private static final class Pair implements AutoCloseable {
-        final MemorySegment[] guest = new MemorySegment[2];
-        final MemorySegment[] alias = new MemorySegment[2];
-        final int[] fd = new int[2];
-        final TcpTransport[] transport = new TcpTransport[2];
-        final DsmNode[] node = new DsmNode[2];
-
-        Pair(int pages, long holdNanos) throws Exception {
-            Posix px = Posix.current();
-            long len = pages * DsmPages.PAGE_SIZE;
-            int rw = PosixConstants.PROT_READ | PosixConstants.PROT_WRITE;
-            for (int r = 0; r < 2; r++) {
-                fd[r] = Posix.check(px.memfdCreate("bench-" + r, PosixConstants.MFD_CLOEXEC), "memfd");
-                Posix.check(px.ftruncate(fd[r], len), "ftruncate");
-                guest[r] = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, fd[r], 0, "guest");
-                alias[r] = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, fd[r], 0, "alias");
-                transport[r] = new TcpTransport(TcpTransportConfig.loopback(r, 2, SECRET));
-                node[r] = new DsmNode(transport[r], new ProtocolConfig(2, pages, 1, holdNanos, 1 << 14), fd[r],
-                        guest[r], alias[r]);
-            }
-            List<Endpoint> cluster = List.of(transport[0].localEndpoint(), transport[1].localEndpoint());
-            for (int r = 0; r < 2; r++) {
-                transport[r].start(cluster, node[r]::onMessage, PeerListener.NONE);
-            }
-            for (int r = 0; r < 2; r++) {
-                transport[r].awaitConnected(Duration.ofSeconds(10));
-                node[r].start();
-            }
-        }
-
-        @Override
-        public void close() {
-            Posix px = Posix.current();
-            for (int r = 0; r < 2; r++) {
-                node[r].close();
-                transport[r].close();
-                px.munmap(guest[r]);
-                px.munmap(alias[r]);
-                px.close(fd[r]);
-            }
-        }
-    }
 
     /** Runs {@code body} on a fresh platform thread and waits (guest-memory access must not be on the caller). */
     private static void on(Runnable body) throws InterruptedException {
@@ -125,50 +165,120 @@ public final class FaultBenchmark {
         t.join();
     }
 
-    public static Result run(int pages, long holdMicros, java.io.PrintStream progress) throws Exception {
-        Histogram read = new Histogram(3_600_000_000_000L, 3);
-        Histogram write = new Histogram(3_600_000_000_000L, 3);
-        progress.println("remote faults over " + pages + " pages (2 nodes, tcp loopback)");
-        try (Pair p = new Pair(pages + 1, 0)) {
-            // Node 0 writes every page (zero fills, local to their homes or one hop), node 1 then reads each
-            // (remote read: data from node 0), node 0 then writes each again (remote write: invalidates node 1).
+    private static Histogram histogram() {
+        return new Histogram(3_600_000_000_000L, 3);
+    }
+
+    /**
+     * Roles of page {@code p} (homed on {@code p mod nodes}): who writes it first (then owns it) and who then reads
+     * it. With 2 nodes node 0 writes and node 1 reads. With 4, pages alternate between two-party roles (the home
+     * writes first) and three-party roles (home, writer and reader all different).
+     */
+    static int firstWriter(int nodes, int p) {
+        int home = p % nodes;
+        return nodes == 2 ? 0 : (threeParty(nodes, p) ? (home + 1) % nodes : home);
+    }
+
+    static int reader(int nodes, int p) {
+        int home = p % nodes;
+        return nodes == 2 ? 1 : (home + 2) % nodes;
+    }
+
+    static boolean threeParty(int nodes, int p) {
+        return nodes > 2 && (p / nodes) % 2 == 1;
+    }
+
+    public static Result run(int nodes, int pages, long holdMicros, long busyPollMicros, java.io.PrintStream progress)
+            throws Exception {
+        if (nodes != 2 && nodes != 4) {
+            throw new IllegalArgumentException("the fault benchmark runs 2 or 4 nodes, not " + nodes);
+        }
+        Histogram[] two = {histogram(), histogram(), histogram()};
+        Histogram[] three = {histogram(), histogram(), histogram()};
+        // Pages 1..n are measured; n is rounded so that every role pattern gets the same number of pages.
+        int n = (pages + 2 * nodes - 1) / (2 * nodes) * (2 * nodes);
+        FaultTrace trace = new FaultTrace(64 * n);
+        progress.println("remote faults over " + n + " pages (" + nodes + " nodes, tcp loopback)");
+        try (LocalDsmCluster c = new LocalDsmCluster(new ProtocolConfig(nodes, n + 1, 1, 0, 1 << 14), trace,
+                busyPollMicros * 1000)) {
+            MemorySegment[] guest = new MemorySegment[nodes];
+            for (int r = 0; r < nodes; r++) {
+                guest[r] = c.guest(r);
+            }
             on(() -> {
-                for (int i = 1; i <= pages; i++) {
-                    p.guest[0].set(ValueLayout.JAVA_LONG, i * 4096L, i);
+                MemorySegment word = Arena.ofAuto().allocate(8, 8);
+                // First writes: zero fills (local at the home, or one hop), not measured.
+                for (int p = 1; p <= n; p++) {
+                    word.set(ValueLayout.JAVA_LONG, 0, p);
+                    Posix.copyNative(word, 0, guest[firstWriter(nodes, p)], p * 4096L, 8);
                 }
-            });
-            on(() -> {
-                for (int i = 1; i <= pages; i++) {
+                // Remote read: the data comes from the first writer.
+                for (int p = 1; p <= n; p++) {
+                    MemorySegment g = guest[reader(nodes, p)];
+                    trace.record(0, FaultTrace.ACCESS, READ, p);
                     long t0 = System.nanoTime();
-                    long v = p.guest[1].get(ValueLayout.JAVA_LONG, i * 4096L);
-                    read.recordValue(System.nanoTime() - t0);
-                    if (v != i) {
-                        throw new IllegalStateException("page " + i + " read " + v);
+                    Posix.copyNative(g, p * 4096L, word, 0, 8);
+                    long t1 = System.nanoTime();
+                    trace.record(0, FaultTrace.ACCESS_DONE, READ, p);
+                    (threeParty(nodes, p) ? three : two)[READ].recordValue(t1 - t0);
+                    if (word.get(ValueLayout.JAVA_LONG, 0) != p) {
+                        throw new IllegalStateException("page " + p + " read " + word.get(ValueLayout.JAVA_LONG, 0));
+                    }
+                }
+                // Upgrade: the reader writes its read-only copy; the first writer's copy is invalidated.
+                for (int p = 1; p <= n; p++) {
+                    MemorySegment g = guest[reader(nodes, p)];
+                    word.set(ValueLayout.JAVA_LONG, 0, -p);
+                    trace.record(0, FaultTrace.ACCESS, UPGRADE, p);
+                    long t0 = System.nanoTime();
+                    Posix.copyNative(word, 0, g, p * 4096L + 8, 8);
+                    long t1 = System.nanoTime();
+                    trace.record(0, FaultTrace.ACCESS_DONE, UPGRADE, p);
+                    (threeParty(nodes, p) ? three : two)[UPGRADE].recordValue(t1 - t0);
+                }
+                // Write miss: the first writer writes again; the data comes from the reader, which drops its copy.
+                for (int p = 1; p <= n; p++) {
+                    MemorySegment g = guest[firstWriter(nodes, p)];
+                    word.set(ValueLayout.JAVA_LONG, 0, p);
+                    trace.record(0, FaultTrace.ACCESS, WRITE_MISS, p);
+                    long t0 = System.nanoTime();
+                    Posix.copyNative(word, 0, g, p * 4096L + 16, 8);
+                    long t1 = System.nanoTime();
+                    trace.record(0, FaultTrace.ACCESS_DONE, WRITE_MISS, p);
+                    (threeParty(nodes, p) ? three : two)[WRITE_MISS].recordValue(t1 - t0);
+                }
+                // The last writer must see both earlier writes of the page.
+                for (int p = 1; p <= n; p++) {
+                    Posix.copyNative(guest[firstWriter(nodes, p)], p * 4096L + 8, word, 0, 8);
+                    if (word.get(ValueLayout.JAVA_LONG, 0) != -p) {
+                        throw new IllegalStateException("page " + p + " lost the upgrade's write");
                     }
                 }
             });
-            on(() -> {
-                for (int i = 1; i <= pages; i++) {
-                    long t0 = System.nanoTime();
-                    p.guest[1].set(ValueLayout.JAVA_LONG, i * 4096L + 8, i);
-                    long t1 = System.nanoTime();
-                    write.recordValue(t1 - t0);
-                }
-            });
+            if (c.failure() != null) {
+                throw new IllegalStateException("DSM failed during the benchmark: " + c.failure());
+            }
+        }
+        String[][] stages = new String[2 * KIND.length][];
+        for (int party = 0; party < (nodes > 2 ? 2 : 1); party++) {
+            for (int k = 0; k < KIND.length; k++) {
+                stages[party * KIND.length + k] = FaultStages.frequentPaths(trace, nodes, k, party == 1);
+            }
         }
         progress.println("local userfaultfd baseline");
-        Histogram local = localUffd(pages);
+        Histogram local = localUffd(n);
         progress.println("4 KiB round trip baseline");
-        Histogram rtt = roundTrip(Math.max(pages, 5000));
+        Histogram rtt = roundTrip(Math.max(n, 5000));
         progress.println("page ping-pong, hold 0");
-        double[] free = pingPong(0);
+        double[] free = pingPong(0, busyPollMicros * 1000);
         progress.println("page ping-pong, hold " + holdMicros + " us");
-        double[] held = pingPong(holdMicros * 1000);
-        return new Result(pages, read, write, local, rtt, free[0], held[0], holdMicros, free[1], held[1]);
+        double[] held = pingPong(holdMicros * 1000, busyPollMicros * 1000);
+        return new Result(nodes, n, busyPollMicros, two, three, local, rtt, stages, free[0], held[0], holdMicros,
+                free[1], held[1]);
     }
 
     private static Histogram localUffd(int pages) throws Exception {
-        Histogram h = new Histogram(3_600_000_000_000L, 3);
+        Histogram h = histogram();
         Posix px = Posix.current();
         long len = pages * DsmPages.PAGE_SIZE;
         int rw = PosixConstants.PROT_READ | PosixConstants.PROT_WRITE;
@@ -179,13 +289,15 @@ public final class FaultBenchmark {
         try (Arena arena = Arena.ofShared(); Userfaultfd uffd = DsmPages.registerGuestMapping(guest);
              DsmPages dsm = new DsmPages(uffd, fd, guest, alias)) {
             MemorySegment src = arena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
-            FaultReader reader = new FaultReader(uffd, guest, (page, w, wp, tid) -> dsm.install(page, src, true), "bench-uffd");
+            FaultReader reader = new FaultReader(uffd, guest, (page, w, wp, tid) -> dsm.install(page, src, true),
+                    "bench-uffd");
             reader.start();
             try {
                 on(() -> {
+                    MemorySegment word = Arena.ofAuto().allocate(8, 8);
                     for (int i = 0; i < pages; i++) {
                         long t0 = System.nanoTime();
-                        guest.get(ValueLayout.JAVA_LONG, i * 4096L);
+                        Posix.copyNative(guest, i * 4096L, word, 0, 8);
                         h.recordValue(System.nanoTime() - t0);
                     }
                 });
@@ -201,7 +313,7 @@ public final class FaultBenchmark {
     }
 
     private static Histogram roundTrip(int n) throws Exception {
-        Histogram h = new Histogram(3_600_000_000_000L, 3);
+        Histogram h = histogram();
         TcpTransport a = new TcpTransport(TcpTransportConfig.loopback(0, 2, SECRET));
         TcpTransport b = new TcpTransport(TcpTransportConfig.loopback(1, 2, SECRET));
         try (Arena arena = Arena.ofShared(); a; b) {
@@ -232,27 +344,34 @@ public final class FaultBenchmark {
         return h;
     }
 
-    /** Two threads on two nodes incrementing the same word for 2 s: {page transfers/s, increments/s}. */
-    private static double[] pingPong(long holdNanos) throws Exception {
-        try (Pair p = new Pair(2, holdNanos)) {
+    /**
+     * Two threads on two nodes storing their own running count into the same word for 2 s: {page transfers/s,
+     * stores/s}. The stores are native copies, so a thread blocked on a fault is "in native" and cannot stall a
+     * HotSpot safepoint (which would stop the DSM threads that are to resolve the fault).
+     */
+    private static double[] pingPong(long holdNanos, long busyPollNanos) throws Exception {
+        try (LocalDsmCluster c = new LocalDsmCluster(new ProtocolConfig(2, 2, 1, holdNanos, 1 << 14), null,
+                busyPollNanos)) {
             long[] done = new long[2];
             long deadline = System.nanoTime() + 2_000_000_000L;
             Thread[] t = new Thread[2];
             for (int r = 0; r < 2; r++) {
                 final int me = r;
+                final MemorySegment g = c.guest(r);
                 t[r] = Thread.ofPlatform().start(() -> {
-                    long n = 0;
+                    MemorySegment word = Arena.ofAuto().allocate(8, 8);
+                    long count = 0;
                     while (System.nanoTime() < deadline) {
-                        LONG.getAndAdd(p.guest[me], 4096L, 1L);
-                        n++;
+                        word.set(ValueLayout.JAVA_LONG, 0, ++count);
+                        Posix.copyNative(word, 0, g, 4096L, 8);
                     }
-                    done[me] = n;
+                    done[me] = count;
                 });
             }
             for (Thread x : t) {
                 x.join();
             }
-            long transfers = p.node[0].stats().remoteFetches() + p.node[1].stats().remoteFetches();
+            long transfers = c.node(0).stats().remoteFetches() + c.node(1).stats().remoteFetches();
             return new double[] {transfers / 2.0, (done[0] + done[1]) / 2.0};
         }
     }

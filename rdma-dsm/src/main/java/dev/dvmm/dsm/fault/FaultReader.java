@@ -8,6 +8,7 @@ import dev.dvmm.bindings.abi.UffdMsg;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The thread that reads a userfaultfd and hands each page fault to a {@link Sink}.
@@ -18,7 +19,7 @@ import java.lang.foreign.ValueLayout;
  * its own uffd and deadlock).
  */
 public final class FaultReader implements AutoCloseable {
-    /** Receives page faults on the reader thread. */
+    /** Receives page faults on the reader thread, or on the thread that calls {@link #pollNow}. */
     public interface Sink {
         /**
          * @param pageIndex page number within the registered range
@@ -39,7 +40,10 @@ public final class FaultReader implements AutoCloseable {
     private final Thread thread;
     private volatile boolean running = true;
     private volatile Throwable failure;
-    private volatile long faults;
+    private final AtomicLong faults = new AtomicLong();
+    /** Message buffer of {@link #pollNow}, whose caller is another thread than the reader's. */
+    private final Arena pollArena = Arena.ofShared();
+    private final MemorySegment pollMessages = pollArena.allocate(UffdMsg.SIZE * BATCH, 8);
 
     public FaultReader(Userfaultfd uffd, MemorySegment registered, Sink sink, String name) {
         this.uffd = uffd;
@@ -91,6 +95,25 @@ public final class FaultReader implements AutoCloseable {
         }
     }
 
+    /**
+     * Reads and dispatches the faults queued right now, without blocking, on the calling thread: for one other
+     * thread that polls busily (it then serves a fault before the reader thread has even woken up). Calls must not
+     * overlap each other or {@link #close}. Returns how many messages it read.
+     */
+    public int pollNow() {
+        long got = Posix.current().read(uffd.fd(), pollMessages, pollMessages.byteSize());
+        if (got == -PosixConstants.EAGAIN || got == -PosixConstants.EINTR) {
+            return 0;
+        }
+        Posix.check(got, "read userfaultfd");
+        int count = 0;
+        for (long off = 0; off + UffdMsg.SIZE <= got; off += UffdMsg.SIZE) {
+            dispatch(pollMessages, off);
+            count++;
+        }
+        return count;
+    }
+
     private void dispatch(MemorySegment msgs, long off) {
         int event = Byte.toUnsignedInt(msgs.get(ValueLayout.JAVA_BYTE, off + UffdMsg.EVENT_OFFSET));
         if (event != UffdConstants.UFFD_EVENT_PAGEFAULT) {
@@ -103,12 +126,12 @@ public final class FaultReader implements AutoCloseable {
         if (rel < 0 || rel >= length) {
             throw new FaultServiceException("fault at 0x" + Long.toHexString(addr) + " outside the registered range");
         }
-        faults++;
+        faults.incrementAndGet();
         sink.onFault(rel >>> DsmPages.PAGE_SHIFT, (flags & UffdConstants.UFFD_PAGEFAULT_FLAG_WRITE) != 0,
                 (flags & UffdConstants.UFFD_PAGEFAULT_FLAG_WP) != 0, tid);
     }
 
-    public long faults() { return faults; }
+    public long faults() { return faults.get(); }
 
     /** Why the reader stopped on its own, or null. */
     public Throwable failure() { return failure; }
@@ -128,5 +151,6 @@ public final class FaultReader implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         px.close(stopFd);
+        pollArena.close();
     }
 }

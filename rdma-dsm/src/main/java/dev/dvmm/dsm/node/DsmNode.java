@@ -25,10 +25,13 @@ import org.apache.logging.log4j.Logger;
  * the transport.
  *
  * <p>Three threads feed the engine, serialized by one lock: the fault reader (local faults), the
- * transport's receive thread (protocol messages) and a timer thread (hold-time deferrals). Engine
- * actions never touch the guest mapping (installs use UFFDIO_COPY, reads use the alias mapping), so
- * nothing done under the lock can fault on this node's own userfaultfd. Nothing is allocated per
- * fault or per message.
+ * transport's receive thread (protocol messages, and local faults too while it busy-polls, see
+ * {@link #setBusyPoll}) and a timer thread (hold-time deferrals, woken only when the engine defers a
+ * yield). Each thread sends its own messages straight to the socket and the receive thread installs
+ * pages itself, so a remote fault costs no hand-off beyond the wake-ups of the threads that wait for
+ * it. Engine actions never touch the guest mapping (installs use UFFDIO_COPY, reads use the alias
+ * mapping), so nothing done under the lock can fault on this node's own userfaultfd. Nothing is
+ * allocated per fault or per message.
  */
 public final class DsmNode implements AutoCloseable {
     /** Transport message types at or above this are for the layer above (cluster control), not the protocol. */
@@ -57,8 +60,24 @@ public final class DsmNode implements AutoCloseable {
     private final FaultReader reader;
     private final Thread timer;
     private volatile boolean running = true;
+    /** Set under the lock by close: the memory is released, inputs are ignored. */
+    private boolean closed;
     private volatile ControlHandler control;
     private volatile Throwable failure;
+    /** Optional timeline of the fault path (benchmarks); set before {@link #start}. */
+    private FaultTrace trace;
+
+    /** How long the transport may busy-poll while a local fault awaits a peer; 0: never (see setBusyPoll). */
+    private volatile long busyPollNanos;
+    private final Transport.PollWork pollFaults = this::pollFaults;
+    // Pages with a local fault waiting for a remote answer, and how many (busy-polling lasts while there are any).
+    private final boolean[] awaitingRemote;
+    private int awaitingRemoteCount;
+
+    // Deferrals the timer thread knows of: it is woken only when the engine defers another yield.
+    private long timerDeferrals;
+    // The page an install of the current engine call already woke (its faulters need no UFFDIO_WAKE), or -1.
+    private int installedPage = -1;
 
     // Pages write-protected for a send during the current engine call (see sendWithPage).
     private final int[] frozen = new int[64];
@@ -80,6 +99,7 @@ public final class DsmNode implements AutoCloseable {
         this.memfd = memfd;
         this.faultStart = new long[config.pageCount()];
         this.faultWrite = new boolean[config.pageCount()];
+        this.awaitingRemote = new boolean[config.pageCount()];
         this.engine = new ProtocolEngine(config, rank, new TransportOutbox(), new MemoryActions());
         this.uffd = DsmPages.registerGuestMapping(guest);
         this.pages = new DsmPages(uffd, memfd, guest, alias);
@@ -105,6 +125,22 @@ public final class DsmNode implements AutoCloseable {
 
     public void setControlHandler(ControlHandler handler) { this.control = handler; }
 
+    /**
+     * Lets the transport's receive thread poll without sleeping, for at most {@code nanos} after this node asked a
+     * peer for a page and until the answer is in, and serve new local faults itself meanwhile: the answer then
+     * needs no thread wake-up, at the price of a spinning thread (worth it when cores are to spare; on an
+     * oversubscribed host the spinner delays the threads it should serve). 0, the default, turns it off.
+     */
+    public void setBusyPoll(long nanos) {
+        if (nanos < 0) {
+            throw new IllegalArgumentException("busy-poll time " + nanos + " ns must not be negative");
+        }
+        this.busyPollNanos = nanos;
+    }
+
+    /** Records the steps of the fault path into {@code t} (null: off); call before {@link #start}. */
+    public void setTrace(FaultTrace t) { this.trace = t; }
+
     /** Starts serving faults; call after the transport is started with {@link #onMessage} as its handler. */
     public void start() {
         reader.start();
@@ -115,7 +151,19 @@ public final class DsmNode implements AutoCloseable {
 
     private void onFault(long page, boolean write, boolean wp, int tid) {
         int p = (int) page;
+        boolean deferred;
+        boolean waiting;
+        FaultTrace t = trace;
+        if (t != null) {
+            t.record(rank, FaultTrace.FAULT, write ? 1 : 0, p);
+        }
         synchronized (lock) {
+            if (closed) {
+                return;
+            }
+            if (t != null) {
+                t.record(rank, FaultTrace.FAULT_LOCKED, 0, p);
+            }
             try {
                 if (faultStart[p] == 0) {
                     faultStart[p] = System.nanoTime();
@@ -134,8 +182,29 @@ public final class DsmNode implements AutoCloseable {
             } catch (RuntimeException e) {
                 fail(e);
             }
+            deferred = newDeferral();
+            waiting = engine.localState(p) >= PageState.READ_PENDING;
+            if (waiting && !awaitingRemote[p]) {
+                awaitingRemote[p] = true;
+                awaitingRemoteCount++;
+            }
         }
-        wakeTimer();
+        long spin = busyPollNanos;
+        if (waiting && spin > 0) {
+            // The answer comes to the transport's thread: let it wait awake rather than be woken.
+            transport.busyPollUntil(System.nanoTime() + spin, pollFaults);
+        }
+        if (deferred) {
+            wakeTimer();
+        }
+    }
+
+    /** The transport's busy-poll work: faults queued on the uffd, served on the transport's thread. */
+    private int pollFaults() {
+        synchronized (lock) {
+            // Under the lock, so that close() cannot release the uffd in between.
+            return closed ? 0 : reader.pollNow();
+        }
     }
 
     /** The transport's message handler: protocol messages go to the engine, the rest to the control handler. */
@@ -148,7 +217,19 @@ public final class DsmNode implements AutoCloseable {
             }
             return;
         }
+        boolean deferred;
+        boolean idle;
+        FaultTrace t = trace;
+        if (t != null) {
+            t.record(rank, FaultTrace.RECEIVED, type, toInt(m.arg0()));
+        }
         synchronized (lock) {
+            if (closed) {
+                return;
+            }
+            if (t != null) {
+                t.record(rank, FaultTrace.RECEIVED_LOCKED, type, toInt(m.arg0()));
+            }
             stats.messagesReceived++;
             stats.bytesReceived += m.payloadLength();
             if (MessageType.carriesPage(type) && m.payloadLength() != DsmPages.PAGE_SIZE) {
@@ -173,9 +254,31 @@ public final class DsmNode implements AutoCloseable {
                 fail(e);
             } finally {
                 currentPayload = null;
+                installedPage = -1;
             }
+            deferred = newDeferral();
+            idle = awaitingRemoteCount == 0;
         }
-        wakeTimer();
+        if (idle && busyPollNanos > 0) {
+            // Nothing awaited any more: stop polling, the CPU is better spent on the vCPUs just woken.
+            transport.busyPollUntil(System.nanoTime(), null);
+        }
+        if (t != null) {
+            t.record(rank, FaultTrace.HANDLED, type, toInt(m.arg0()));
+        }
+        if (deferred) {
+            wakeTimer();
+        }
+    }
+
+    /** Whether the engine deferred a yield since the last check (the timer may have to wake earlier); under the lock. */
+    private boolean newDeferral() {
+        long d = engine.deferrals();
+        if (d == timerDeferrals) {
+            return false;
+        }
+        timerDeferrals = d;
+        return true;
     }
 
     /** Pages frozen for a send that the engine kept writable (none in the current protocol) get write access back. */
@@ -196,6 +299,9 @@ public final class DsmNode implements AutoCloseable {
         while (running) {
             long deadline;
             synchronized (lock) {
+                if (closed) {
+                    return;
+                }
                 deadline = engine.nextDeadline();
                 if (deadline != Long.MAX_VALUE && deadline <= System.nanoTime()) {
                     try {
@@ -240,6 +346,10 @@ public final class DsmNode implements AutoCloseable {
                 // and the invalidation that follows are lost. Restored below if the page stays ours.
                 pages.downgrade(page);
                 frozen[frozenCount++] = page;
+                FaultTrace t = trace;
+                if (t != null) {
+                    t.record(rank, FaultTrace.PROTECTED, 1, page);
+                }
             }
             out.clear().type((short) type).arg0(page).arg1(requester).arg2(version)
                     .payload(alias, (long) page << DsmPages.PAGE_SHIFT, (int) DsmPages.PAGE_SIZE);
@@ -254,6 +364,10 @@ public final class DsmNode implements AutoCloseable {
             }
             try {
                 transport.send(dst, out);
+                FaultTrace t = trace;
+                if (t != null) {
+                    t.record(rank, FaultTrace.SENT, type, (int) out.arg0());
+                }
             } catch (TransportException e) {
                 throw new IllegalStateException("node " + rank + ": cannot send " + MessageType.name(type) + " to node "
                         + dst + ": " + e.getMessage(), e);
@@ -266,28 +380,39 @@ public final class DsmNode implements AutoCloseable {
         public void installZero(int page, boolean writable) {
             stats.zeroFills++;
             pages.installZero(page, writable);
+            installed(page);
         }
 
         @Override
         public void installFromMessage(int page, boolean writable) {
             stats.remoteFetches++;
             pages.install(page, currentPayload, currentPayloadOffset, writable);
+            installed(page);
         }
 
         @Override
         public void makeWritable(int page) {
             stats.upgrades++;
             pages.upgrade(page);
+            installed(page);
         }
 
         @Override
         public void makeReadOnly(int page) {
             pages.downgrade(page);
+            FaultTrace t = trace;
+            if (t != null) {
+                t.record(rank, FaultTrace.PROTECTED, 0, page);
+            }
         }
 
         @Override
         public void invalidate(int page) {
             pages.invalidate(page);
+            FaultTrace t = trace;
+            if (t != null) {
+                t.record(rank, FaultTrace.PUNCHED, 0, page);
+            }
         }
 
         @Override
@@ -298,7 +423,27 @@ public final class DsmNode implements AutoCloseable {
                 (faultWrite[page] ? stats.writeLatencyNanos : stats.readLatencyNanos).recordValue(Math.max(0, dt));
                 faultStart[page] = 0;
             }
-            pages.wake(page);
+            if (awaitingRemote[page]) {
+                awaitingRemote[page] = false;
+                awaitingRemoteCount--;
+            }
+            if (installedPage != page) {
+                pages.wake(page);
+            }
+            installedPage = -1;
+            FaultTrace t = trace;
+            if (t != null) {
+                t.record(rank, FaultTrace.RESOLVED, 0, page);
+            }
+        }
+    }
+
+    private void installed(int page) {
+        // UFFDIO_COPY, ZEROPAGE and WRITEPROTECT (without DONTWAKE) wake the page's faulters themselves.
+        installedPage = page;
+        FaultTrace t = trace;
+        if (t != null) {
+            t.record(rank, FaultTrace.INSTALLED, 0, page);
         }
     }
 
@@ -316,6 +461,10 @@ public final class DsmNode implements AutoCloseable {
     @Override
     public void close() {
         running = false;
+        synchronized (lock) {
+            // Faults, messages and busy-poll work are ignored from now on; none is in the middle of an ioctl.
+            closed = true;
+        }
         wakeTimer();
         reader.close();
         try {
@@ -323,9 +472,11 @@ public final class DsmNode implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        pages.close();
-        uffd.close();
-        Arrays.fill(faultStart, 0);
+        synchronized (lock) {
+            pages.close();
+            uffd.close();
+            Arrays.fill(faultStart, 0);
+        }
     }
 
     /** The memfd this node's guest memory lives in. */

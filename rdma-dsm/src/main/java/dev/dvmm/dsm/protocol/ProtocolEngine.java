@@ -403,6 +403,10 @@ public final class ProtocolEngine {
             if (version == 0 || ((mutations & MUTATE_STALE_ZERO_FILL) != 0 && !dirModified[slot])) {
                 finish(slot);
                 send(requester, MessageType.GRANT_READ_ZERO, page, requester, 0);
+            } else if (!dirModified[slot] && local[page] == PageState.SHARED) {
+                // The home's own read-only copy is current: it answers at once (two hops, not three, and no DONE).
+                finish(slot);
+                sendWithPage(requester, MessageType.DATA_READ, page, version);
             } else {
                 dirModified[slot] = false;
                 phase[slot] = AWAIT_DONE;
@@ -553,13 +557,33 @@ public final class ProtocolEngine {
                     local[page] = PageState.SHARED;
                 }
                 sendWithPage(requester, MessageType.DATA_READ, page, version);
+                if (home == self) {
+                    servedByHome(page, requester);
+                }
             }
             default -> {
                 sendWithPage(requester, MessageType.DATA_WRITE, page, nextVersion(version));
                 actions.invalidate(page);
                 dropCopy(page, upgrading);
+                if (home == self) {
+                    servedByHome(page, requester);
+                }
             }
         }
+    }
+
+    /**
+     * The home itself sent the data of its current transaction for {@code page}: the transaction ends now, with no
+     * DONE, because anything the home sends the requester later follows the data on the same FIFO channel.
+     */
+    private void servedByHome(int page, int requester) {
+        int slot = homeSlot(page);
+        if (phase[slot] != AWAIT_DONE || txnRequester[slot] != requester) {
+            throw new IllegalStateException("node " + self + ": served page " + page + " to node " + requester
+                + " outside its transaction (engine bug)");
+        }
+        finish(slot);
+        serveQueue(slot, page);
     }
 
     private void dropCopy(int page, boolean upgrading) {
@@ -635,7 +659,11 @@ public final class ProtocolEngine {
         actions.installFromMessage(page, write);
         acquire(page, write ? PageState.MODIFIED : PageState.SHARED, version, now);
         actions.faultResolved(page);
-        send(config.homeOf(page), MessageType.DONE, page, self, version);
+        int home = config.homeOf(page);
+        if (src != home) {
+            // Data from the home itself ended the transaction when it was sent (see servedByHome).
+            send(home, MessageType.DONE, page, self, version);
+        }
     }
 
     private void requireState(int src, int type, int page, int state, int version, int expectedVersion) {

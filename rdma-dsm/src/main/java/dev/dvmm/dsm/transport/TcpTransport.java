@@ -87,6 +87,11 @@ public final class TcpTransport implements Transport {
     private PeerListener peerListener;
     /** Set by a sender whose write failed; the receive thread then takes that peer down. */
     private volatile boolean sendFailuresPending;
+    /** Until when the receive thread polls without sleeping (see {@link #busyPollUntil}), and what else it polls. */
+    private volatile long busyPollDeadline = System.nanoTime();
+    private volatile PollWork busyPollWork;
+    /** True while the receive thread busy-polls (it need not be woken for a new deadline). */
+    private volatile boolean busyPolling;
 
     /** Binds the listening socket; nothing else happens until {@link #start}. */
     public TcpTransport(TcpTransportConfig config) throws TransportException {
@@ -302,6 +307,16 @@ public final class TcpTransport implements Transport {
         transmit(peer(peer), FrameDescriptor.KIND_REPLY, correlationId, message);
     }
 
+    @Override
+    public void busyPollUntil(long deadlineNanos, PollWork work) {
+        busyPollWork = work;
+        busyPollDeadline = deadlineNanos;
+        // Dekker pair with busyPoll(): the deadline is written before 'busyPolling' is read.
+        if (!busyPolling && Thread.currentThread() != receiveThread && deadlineNanos - System.nanoTime() > 0) {
+            selector.wakeup();
+        }
+    }
+
     private TransportException overloaded(int peer) {
         return new TransportException(Reason.OVERLOADED, peer,
                 "all " + requests.capacity() + " request slots of rank " + rank + " are in use");
@@ -505,7 +520,15 @@ public final class TcpTransport implements Transport {
         try {
             long nextTick = System.nanoTime();
             while (!closed) {
-                selector.select(readyAction, TICK_MILLIS);
+                if (busyPoll()) {
+                    int ready = selector.selectNow(readyAction);
+                    PollWork work = busyPollWork;
+                    if (ready == 0 && (work == null || work.poll() == 0)) {
+                        Thread.onSpinWait();
+                    }
+                } else {
+                    selector.select(readyAction, TICK_MILLIS);
+                }
                 if (sendFailuresPending) {
                     sendFailuresPending = false;
                     takeDownFailedSenders();
@@ -522,6 +545,21 @@ public final class TcpTransport implements Transport {
         } finally {
             releaseAll();
         }
+    }
+
+    /** Whether to poll without sleeping now; receive thread only. */
+    private boolean busyPoll() {
+        if (busyPollDeadline - System.nanoTime() > 0) {
+            busyPolling = true;
+            return true;
+        }
+        busyPolling = false;
+        // Dekker pair with busyPollUntil(): 'busyPolling' is cleared before the deadline is read again.
+        if (busyPollDeadline - System.nanoTime() > 0) {
+            busyPolling = true;
+            return true;
+        }
+        return false;
     }
 
     private void tick(long now) {

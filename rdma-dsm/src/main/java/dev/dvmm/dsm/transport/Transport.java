@@ -58,7 +58,8 @@ import java.util.List;
  * the receive thread never waits (its backlog grows up to a bound), so two nodes answering each
  * other cannot deadlock. When a send method returns, the payload memory may be reused. Handlers
  * must not block: a blocked receive thread reads nothing and leaves this node's backlogs to be
- * drained only by senders that are waiting.
+ * drained only by senders that are waiting. On request ({@link #busyPollUntil}) the receive thread
+ * polls without sleeping for a while and runs the caller's poll work between polls.
  *
  * <h2>Lifecycle</h2>
  * Construct (binds the local endpoint, see {@link #localEndpoint()}), {@link #start} with every
@@ -115,6 +116,25 @@ public interface Transport extends AutoCloseable {
 
     /** Answers the request {@code correlationId} that {@code peer} sent; may be called later, from any thread. */
     void reply(int peer, long correlationId, OutboundMessage message) throws TransportException;
+
+    /**
+     * Work the receive thread does between polls while it busy-polls (see {@link #busyPollUntil}), e.g. a
+     * non-blocking read of another event source, so that one spinning thread serves both. Runs on the receive
+     * thread, must not block, and returns how many events it handled (0 when there was nothing to do).
+     */
+    @FunctionalInterface
+    interface PollWork {
+        int poll();
+    }
+
+    /**
+     * Asks the receive thread to poll without sleeping until {@code deadlineNanos} (a {@link System#nanoTime()}
+     * value), running {@code work} (may be null) between polls: a node that waits for a reply trades CPU time for
+     * the wake-up latency of a sleeping thread. A later call replaces both; a deadline in the past ends the
+     * busy-poll at the next check. Allocates nothing. Transports that cannot busy-poll ignore it (the default).
+     */
+    default void busyPollUntil(long deadlineNanos, PollWork work) {
+    }
 
     /** Answers {@code request} (convenience for {@code reply(request.peer(), request.correlationId(), message)}). */
     default void reply(InboundMessage request, OutboundMessage message) throws TransportException {

@@ -82,6 +82,11 @@ class DsmPagesTest {
             px.munmap(alias);
             px.close(memfd);
         }
+        if (memfd2 >= 0) {
+            px.munmap(guest2);
+            px.munmap(alias2);
+            px.close(memfd2);
+        }
         arena.close();
     }
 
@@ -135,6 +140,52 @@ class DsmPagesTest {
             assertEquals(0L, readFromAnotherThread(6 * DsmPages.PAGE_SIZE), "a fresh zero page after invalidation");
             assertEquals(2, missing.get(), "the access after invalidation faulted again: " + log);
         });
+    }
+
+    @Test
+    void anotherThreadCanTakeFaultsOffTheUffdWithoutBlocking() {
+        assertTimeoutPreemptively(java.time.Duration.ofSeconds(30), () -> {
+            // A second reader whose thread never runs: only pollNow on this thread reads its uffd.
+            Userfaultfd second = DsmPages.registerGuestMapping(guest2());
+            ConcurrentLinkedQueue<Long> polled = new ConcurrentLinkedQueue<>();
+            DsmPages secondPages = new DsmPages(second, memfd2, guest2, alias2);
+            FaultReader idle = new FaultReader(second, guest2, (page, write, wp, tid) -> {
+                polled.add(page);
+                secondPages.installZero(page, true);
+            }, "uffd-poll-test");
+            try {
+                assertEquals(0, idle.pollNow(), "nothing queued: returns at once");
+                Thread t = Thread.ofPlatform().start(() -> dev.dvmm.dsm.NativeAccess.set(guest2, 7 * DsmPages.PAGE_SIZE, 5L));
+                int got = 0;
+                while (got == 0 && t.isAlive()) {
+                    got = idle.pollNow();
+                }
+                t.join(10_000);
+                assertTrue(!t.isAlive(), "the faulting thread was never woken");
+                assertEquals(1, got);
+                assertEquals(java.util.List.of(7L), java.util.List.copyOf(polled));
+                assertEquals(5L, alias2.get(ValueLayout.JAVA_LONG, 7 * DsmPages.PAGE_SIZE));
+            } finally {
+                idle.close();
+                secondPages.close();
+                second.close();
+            }
+        });
+    }
+
+    private int memfd2 = -1;
+    private MemorySegment guest2;
+    private MemorySegment alias2;
+
+    /** A second guest memory with no fault reader thread of its own. */
+    private MemorySegment guest2() {
+        long len = PAGES * DsmPages.PAGE_SIZE;
+        memfd2 = Posix.check(px.memfdCreate("dsm-test-2", PosixConstants.MFD_CLOEXEC), "memfd");
+        Posix.check(px.ftruncate(memfd2, len), "ftruncate");
+        int rw = PosixConstants.PROT_READ | PosixConstants.PROT_WRITE;
+        guest2 = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, memfd2, 0, "guest");
+        alias2 = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, memfd2, 0, "alias");
+        return guest2;
     }
 
     @Test

@@ -1,20 +1,11 @@
 package dev.dvmm.dsm.node;
 
-import dev.dvmm.bindings.Posix;
-import dev.dvmm.bindings.abi.PosixConstants;
-import dev.dvmm.dsm.fault.DsmPages;
 import dev.dvmm.dsm.protocol.MessageType;
 import dev.dvmm.dsm.protocol.ProtocolConfig;
-import dev.dvmm.dsm.transport.Endpoint;
 import dev.dvmm.dsm.transport.OutboundMessage;
-import dev.dvmm.dsm.transport.PeerListener;
 import dev.dvmm.dsm.transport.TcpTransport;
-import dev.dvmm.dsm.transport.TcpTransportConfig;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -31,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class DsmNodePairTest {
     private static final int PAGES = 64;
-    private final List<AutoCloseable> closers = new ArrayList<>();
+    private LocalDsmCluster cluster;
     private final MemorySegment[] guest = new MemorySegment[2];
     private final DsmNode[] nodes = new DsmNode[2];
     private final TcpTransport[] transports = new TcpTransport[2];
@@ -39,47 +30,20 @@ class DsmNodePairTest {
     @BeforeEach
     void setUp() throws Exception {
         dev.dvmm.dsm.UffdAvailable.assume();
-        byte[] secret = "pair-test-secret-0123456789abcdef".getBytes();
-        Posix px = Posix.current();
-        long len = PAGES * DsmPages.PAGE_SIZE;
-        int rw = PosixConstants.PROT_READ | PosixConstants.PROT_WRITE;
+        cluster = new LocalDsmCluster(new ProtocolConfig(2, PAGES, 1, 0, 1024), null);
         for (int r = 0; r < 2; r++) {
-            int fd = Posix.check(px.memfdCreate("pair-" + r, PosixConstants.MFD_CLOEXEC), "memfd");
-            Posix.check(px.ftruncate(fd, len), "ftruncate");
-            guest[r] = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, fd, 0, "guest");
-            MemorySegment alias = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, fd, 0, "alias");
-            transports[r] = new TcpTransport(TcpTransportConfig.loopback(r, 2, secret));
-            nodes[r] = new DsmNode(transports[r], new ProtocolConfig(2, PAGES, 1, 0, 1024), fd, guest[r], alias);
-            final MemorySegment g = guest[r];
-            closers.add(() -> {
-                px.munmap(g);
-                px.munmap(alias);
-                px.close(fd);
-            });
-        }
-        List<Endpoint> cluster = List.of(transports[0].localEndpoint(), transports[1].localEndpoint());
-        for (int r = 0; r < 2; r++) {
-            transports[r].start(cluster, nodes[r]::onMessage, PeerListener.NONE);
-        }
-        for (int r = 0; r < 2; r++) {
-            transports[r].awaitConnected(Duration.ofSeconds(10));
-            nodes[r].start();
+            guest[r] = cluster.guest(r);
+            nodes[r] = cluster.node(r);
+            transports[r] = cluster.transport(r);
         }
     }
 
     @AfterEach
-    void tearDown() throws Exception {
-        for (int r = 0; r < 2; r++) {
-            if (nodes[r] != null) {
-                assertNull(nodes[r].failure(), "node " + r + " failed");
-                nodes[r].close();
-            }
-            if (transports[r] != null) {
-                transports[r].close();
-            }
-        }
-        for (AutoCloseable c : closers) {
-            c.close();
+    void tearDown() {
+        if (cluster != null) {
+            String failure = cluster.failure();
+            cluster.close();
+            assertNull(failure);
         }
     }
 
@@ -144,6 +108,35 @@ class DsmNodePairTest {
             }
             assertEquals(40L * (PAGES - 1), sums[0]);
             assertEquals(40L * (PAGES - 1), sums[1]);
+        });
+    }
+
+    @Test
+    void busyPollingNodesStayCoherent() {
+        assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
+            // The transport threads poll while faults await a peer and serve new faults themselves meanwhile.
+            try (LocalDsmCluster polling = new LocalDsmCluster(new ProtocolConfig(2, PAGES, 1, 0, 1024), null,
+                    5_000_000)) {
+                long[] sum = new long[2];
+                for (int round = 1; round <= 3; round++) {
+                    final int r = round;
+                    onThread(() -> {
+                        for (int p = 1; p < PAGES; p++) {
+                            dev.dvmm.dsm.NativeAccess.set(polling.guest(r % 2), p * 4096L, r * 1000L + p);
+                        }
+                    });
+                    onThread(() -> {
+                        for (int p = 1; p < PAGES; p++) {
+                            sum[r % 2] += dev.dvmm.dsm.NativeAccess.get(polling.guest(1 - r % 2), p * 4096L)
+                                    - r * 1000L;
+                        }
+                    });
+                }
+                long pages = PAGES - 1;
+                assertEquals(2 * pages * PAGES / 2, sum[1], "node 0 read node 1's writes of rounds 1 and 3");
+                assertEquals(pages * PAGES / 2, sum[0], "node 1 read node 0's writes of round 2");
+                assertNull(polling.failure());
+            }
         });
     }
 

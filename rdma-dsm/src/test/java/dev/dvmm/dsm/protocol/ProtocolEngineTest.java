@@ -202,6 +202,59 @@ class ProtocolEngineTest {
     }
 
     @Test
+    void aHomeThatOwnsThePageSendsTheDataAndEndsTheTransactionWithoutDone() {
+        ProtocolConfig config = config(3, 1, 0, 8);
+        Recorder homeOut = new Recorder();
+        ProtocolEngine home = engine(config, 0, homeOut);
+        home.onLocalFault(0, true, 0);
+        homeOut.take();
+
+        home.onMessage(2, R, 0, 2, 0, 0);
+        assertEquals(List.of("read-only p0", "send+page n2 DATA_READ p0 req n2 v1"), homeOut.take());
+        assertFalse(home.isBusy(0), "the home's later messages to n2 follow the data on one channel");
+        assertEquals(0b101, home.directoryCopyset(0));
+
+        Recorder reqOut = new Recorder();
+        ProtocolEngine requester = engine(config, 2, reqOut);
+        requester.onLocalFault(0, false, 0);
+        reqOut.take();
+        requester.onMessage(0, MessageType.DATA_READ, 0, 2, 1, 0);
+        assertEquals(List.of("install p0 RO", "resolved p0"), reqOut.take(), "no DONE for data from the home");
+
+        home.onMessage(1, W, 0, 1, 0, 0);
+        home.onMessage(2, MessageType.INVALIDATE_ACK, 0, 1, 1, 0);
+        assertEquals(List.of("send n2 INVALIDATE p0 req n1 v1", "send+page n1 DATA_WRITE p0 req n1 v2",
+            "invalidate p0"), homeOut.take(), "the home as old owner hands the page on itself");
+        assertFalse(home.isBusy(0));
+        assertEquals(1, home.directoryOwner(0));
+        assertEquals(2, home.directoryVersion(0));
+        assertThrows(ProtocolException.class, () -> home.onMessage(1, MessageType.DONE, 0, 1, 2, 0),
+            "a DONE for a transaction the home ended itself is not awaited");
+    }
+
+    @Test
+    void aHomeWithACurrentReadOnlyCopyAnswersAReadItselfInsteadOfForwarding() {
+        ProtocolConfig config = config(3, 1, 0, 8);
+        Recorder homeOut = new Recorder();
+        ProtocolEngine home = engine(config, 0, homeOut);
+        home.onMessage(1, W, 0, 1, 0, 0);
+        assertEquals(List.of("send n1 GRANT_WRITE_ZERO p0 req n1 v1"), homeOut.take());
+        home.onLocalFault(0, false, 0);
+        assertEquals(List.of("send n1 FORWARD_READ p0 req n0 v1"), homeOut.take(),
+            "the home is not the owner: it asks n1");
+        home.onMessage(1, MessageType.DATA_READ, 0, 0, 1, 0);
+        assertEquals(List.of("install p0 RO", "resolved p0"), homeOut.take());
+        assertEquals(PageState.SHARED, home.localState(0));
+
+        home.onMessage(2, R, 0, 2, 0, 0);
+        assertEquals(List.of("send+page n2 DATA_READ p0 req n2 v1"), homeOut.take(),
+            "n2's read is served from the home's copy, not forwarded to owner n1");
+        assertFalse(home.isBusy(0));
+        assertEquals(0b111, home.directoryCopyset(0));
+        assertEquals(1, home.directoryOwner(0), "n1 stays the owner");
+    }
+
+    @Test
     void requestsOnABusyEntryQueueAndAreServedInArrivalOrder() {
         ProtocolConfig config = config(4, 1, 0, 8);
         Recorder out = new Recorder();

@@ -23,6 +23,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -332,6 +333,30 @@ class TcpTransportTest {
     }
 
     // ------------------------------------------------------------------ back-pressure
+
+    @Test
+    void busyPollingRunsThePollWorkUntilTheDeadlineAndKeepsDeliveringMessages() throws Exception {
+        try (Nodes nodes = new Nodes(2, 2)) {
+            nodes.awaitConnected();
+            AtomicLong polls = new AtomicLong();
+            Transport.PollWork work = () -> {
+                polls.incrementAndGet();
+                return 0;
+            };
+            TcpTransport busy = nodes.transports[0];
+            busy.busyPollUntil(System.nanoTime() + TimeUnit.SECONDS.toNanos(60), work);
+            awaitTrue("the receive thread to run the poll work", () -> polls.get() > 1000);
+            nodes.assertStillServing();
+            busy.busyPollUntil(System.nanoTime(), work);
+            // The reply of this round trip is read in a loop pass that finds a frame (so runs no work); every
+            // later pass sees the past deadline and sleeps in select.
+            nodes.assertStillServing();
+            long settled = polls.get();
+            Thread.sleep(50);
+            nodes.assertStillServing();
+            assertEquals(settled, polls.get(), "poll work ran after the busy-poll deadline");
+        }
+    }
 
     @Test
     void stalledReceiverBacksUpSendersWithoutLosingOrder() throws Exception {
