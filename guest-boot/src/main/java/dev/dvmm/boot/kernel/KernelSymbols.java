@@ -77,7 +77,9 @@ public final class KernelSymbols {
                     dir.resolve("System.map" + (name.startsWith("vmlinuz") ? name.substring("vmlinuz".length()) : ""))}) {
                 if (Files.isRegularFile(map)) {
                     try (Reader r = Files.newBufferedReader(map, StandardCharsets.ISO_8859_1)) {
-                        return Optional.of(parse(r));
+                        KernelSymbols s = parse(r);
+                        // Debian ships a one-line stub that points at the -dbg package: no names then.
+                        return s.size() > 0 ? Optional.of(s) : Optional.empty();
                     }
                 }
             }

@@ -32,6 +32,13 @@ class KernelSymbolsTest {
     }
 
     @Test
+    void aStubSystemMapWithoutTextSymbolsGivesNoNames(@TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("System.map-6.1.0-2-amd64"),
+                "ffffffffffffffff B The real System.map is in the linux-image-<version>-dbg package\n");
+        assertTrue(KernelSymbols.besideKernel(Files.writeString(dir.resolve("vmlinuz-6.1.0-2-amd64"), "x")).isEmpty());
+    }
+
+    @Test
     void findsSystemMapBesideAVersionedVmlinuz(@TempDir Path dir) throws Exception {
         Files.writeString(dir.resolve("System.map-6.1.0-1-amd64"), MAP);
         Path kernel = Files.writeString(dir.resolve("vmlinuz-6.1.0-1-amd64"), "x");
