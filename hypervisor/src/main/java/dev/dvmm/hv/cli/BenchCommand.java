@@ -73,6 +73,9 @@ final class BenchCommand implements Callable<Integer> {
         @Option(names = "--hold-us", defaultValue = "200", description = "hold time for the guarded ping-pong run")
         long holdMicros;
 
+        @Option(names = "--transport", defaultValue = "tcp", description = "tcp or ucx (default: ${DEFAULT-VALUE})")
+        String transport;
+
         @Override
         public Integer call() throws Exception {
             if (nodes != 2) {
@@ -81,8 +84,12 @@ final class BenchCommand implements Callable<Integer> {
             if (pages < 100) {
                 throw new UserError("--pages must be at least 100");
             }
+            if (!transport.equals("tcp") && !transport.equals("ucx")) {
+                throw new UserError("unknown transport '" + transport + "': use tcp or ucx");
+            }
             PrintWriter out = spec.commandLine().getOut();
-            dev.dvmm.dsm.bench.FaultBenchmark.Result r = dev.dvmm.dsm.bench.FaultBenchmark.run(pages, holdMicros, System.err);
+            dev.dvmm.dsm.bench.FaultBenchmark.Result r = dev.dvmm.dsm.bench.FaultBenchmark.run(pages, holdMicros, transport,
+                    System.err);
             out.print(r.toTable());
             out.flush();
             if (json != null) {

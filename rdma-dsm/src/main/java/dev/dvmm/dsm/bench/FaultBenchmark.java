@@ -13,6 +13,10 @@ import dev.dvmm.dsm.transport.PeerListener;
 import dev.dvmm.dsm.transport.ReplyBuffer;
 import dev.dvmm.dsm.transport.TcpTransport;
 import dev.dvmm.dsm.transport.TcpTransportConfig;
+import dev.dvmm.dsm.transport.Transport;
+import dev.dvmm.dsm.transport.TransportException;
+import dev.dvmm.dsm.transport.UcxTransport;
+import dev.dvmm.dsm.transport.UcxTransportConfig;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -34,7 +38,7 @@ public final class FaultBenchmark {
 
     public record Result(int pages, Histogram remoteRead, Histogram remoteWrite, Histogram localUffd, Histogram rtt,
                          double pingPongPagesPerSec, double pingPongHeldPagesPerSec, long holdMicros,
-                         double incrementsPerSec, double incrementsHeldPerSec) {
+                         double incrementsPerSec, double incrementsHeldPerSec, String transport) {
         private static double us(Histogram h, double p) {
             return h.getValueAtPercentile(p) / 1e3;
         }
@@ -44,7 +48,7 @@ public final class FaultBenchmark {
         }
 
         public String toJson() {
-            return String.format(Locale.ROOT, "{%n  \"benchmark\": \"fault\",%n  \"nodes\": 2,%n  \"transport\": \"tcp\",%n"
+            return String.format(Locale.ROOT, "{%n  \"benchmark\": \"fault\",%n  \"nodes\": 2,%n  \"transport\": \"%s\",%n"
                     + "  \"faults_per_kind\": %d,%n"
                     + "  \"remote_read_fault_us\": {\"p50\": %.1f, \"p99\": %.1f},%n"
                     + "  \"remote_write_fault_us\": {\"p50\": %.1f, \"p99\": %.1f},%n"
@@ -53,7 +57,7 @@ public final class FaultBenchmark {
                     + "  \"ratio_remote_read_p50_over_local_plus_rtt\": %.3f,%n  \"target_ratio\": 1.3,%n"
                     + "  \"ping_pong_pages_per_s\": {\"hold_0\": %.0f, \"hold_%dus\": %.0f},%n"
                     + "  \"ping_pong_increments_per_s\": {\"hold_0\": %.0f, \"hold_%dus\": %.0f}%n}%n",
-                    pages, us(remoteRead, 50), us(remoteRead, 99), us(remoteWrite, 50), us(remoteWrite, 99),
+                    transport, pages, us(remoteRead, 50), us(remoteRead, 99), us(remoteWrite, 50), us(remoteWrite, 99),
                     us(localUffd, 50), us(localUffd, 99), us(rtt, 50), us(rtt, 99), ratio(), pingPongPagesPerSec,
                     holdMicros, pingPongHeldPagesPerSec, incrementsPerSec, holdMicros, incrementsHeldPerSec);
         }
@@ -62,7 +66,7 @@ public final class FaultBenchmark {
             return String.format(Locale.ROOT, "%-34s %10s %10s%n%-34s %10.1f %10.1f%n%-34s %10.1f %10.1f%n"
                     + "%-34s %10.1f %10.1f%n%-34s %10.1f %10.1f%n%-34s %10.3f (target 1.3)%n"
                     + "%-34s %10.0f pages/s (%.0f increments/s)%n%-34s %10.0f pages/s (%.0f increments/s)%n",
-                    "DSM fault cost (2 nodes, tcp)", "p50 us", "p99 us",
+                    "DSM fault cost (2 nodes, " + transport + ")", "p50 us", "p99 us",
                     "remote read fault", us(remoteRead, 50), us(remoteRead, 99),
                     "remote write fault", us(remoteWrite, 50), us(remoteWrite, 99),
                     "local uffd fault (baseline)", us(localUffd, 50), us(localUffd, 99),
@@ -80,10 +84,10 @@ public final class FaultBenchmark {
         final MemorySegment[] guest = new MemorySegment[2];
         final MemorySegment[] alias = new MemorySegment[2];
         final int[] fd = new int[2];
-        final TcpTransport[] transport = new TcpTransport[2];
+        final Transport[] transport = new Transport[2];
         final DsmNode[] node = new DsmNode[2];
 
-        Pair(int pages, long holdNanos) throws Exception {
+        Pair(int pages, long holdNanos, String kind) throws Exception {
             Posix px = Posix.current();
             long len = pages * DsmPages.PAGE_SIZE;
             int rw = PosixConstants.PROT_READ | PosixConstants.PROT_WRITE;
@@ -92,7 +96,7 @@ public final class FaultBenchmark {
                 Posix.check(px.ftruncate(fd[r], len), "ftruncate");
                 guest[r] = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, fd[r], 0, "guest");
                 alias[r] = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, fd[r], 0, "alias");
-                transport[r] = new TcpTransport(TcpTransportConfig.loopback(r, 2, SECRET));
+                transport[r] = open(kind, r);
                 node[r] = new DsmNode(transport[r], new ProtocolConfig(2, pages, 1, holdNanos, 1 << 14), fd[r],
                         guest[r], alias[r]);
             }
@@ -126,10 +130,25 @@ public final class FaultBenchmark {
     }
 
     public static Result run(int pages, long holdMicros, java.io.PrintStream progress) throws Exception {
+        return run(pages, holdMicros, "tcp", progress);
+    }
+
+    /** A loopback transport of a 2-node pair: "tcp" or "ucx". */
+    private static Transport open(String kind, int rank) throws TransportException {
+        return switch (kind) {
+            case "tcp" -> new TcpTransport(TcpTransportConfig.loopback(rank, 2, SECRET));
+            case "ucx" -> new UcxTransport(UcxTransportConfig.loopback(rank, 2, SECRET));
+            default -> throw new IllegalArgumentException("unknown transport '" + kind + "': use tcp or ucx");
+        };
+    }
+
+    /** As {@link #run(int, long, java.io.PrintStream)} over {@code transport} ("tcp" or "ucx"). */
+    public static Result run(int pages, long holdMicros, String transport, java.io.PrintStream progress)
+            throws Exception {
         Histogram read = new Histogram(3_600_000_000_000L, 3);
         Histogram write = new Histogram(3_600_000_000_000L, 3);
-        progress.println("remote faults over " + pages + " pages (2 nodes, tcp loopback)");
-        try (Pair p = new Pair(pages + 1, 0)) {
+        progress.println("remote faults over " + pages + " pages (2 nodes, " + transport + " loopback)");
+        try (Pair p = new Pair(pages + 1, 0, transport)) {
             // Node 0 writes every page (zero fills, local to their homes or one hop), node 1 then reads each
             // (remote read: data from node 0), node 0 then writes each again (remote write: invalidates node 1).
             on(() -> {
@@ -159,12 +178,12 @@ public final class FaultBenchmark {
         progress.println("local userfaultfd baseline");
         Histogram local = localUffd(pages);
         progress.println("4 KiB round trip baseline");
-        Histogram rtt = roundTrip(Math.max(pages, 5000));
+        Histogram rtt = roundTrip(Math.max(pages, 5000), transport);
         progress.println("page ping-pong, hold 0");
-        double[] free = pingPong(0);
+        double[] free = pingPong(0, transport);
         progress.println("page ping-pong, hold " + holdMicros + " us");
-        double[] held = pingPong(holdMicros * 1000);
-        return new Result(pages, read, write, local, rtt, free[0], held[0], holdMicros, free[1], held[1]);
+        double[] held = pingPong(holdMicros * 1000, transport);
+        return new Result(pages, read, write, local, rtt, free[0], held[0], holdMicros, free[1], held[1], transport);
     }
 
     private static Histogram localUffd(int pages) throws Exception {
@@ -200,10 +219,10 @@ public final class FaultBenchmark {
         return h;
     }
 
-    private static Histogram roundTrip(int n) throws Exception {
+    private static Histogram roundTrip(int n, String kind) throws Exception {
         Histogram h = new Histogram(3_600_000_000_000L, 3);
-        TcpTransport a = new TcpTransport(TcpTransportConfig.loopback(0, 2, SECRET));
-        TcpTransport b = new TcpTransport(TcpTransportConfig.loopback(1, 2, SECRET));
+        Transport a = open(kind, 0);
+        Transport b = open(kind, 1);
         try (Arena arena = Arena.ofShared(); a; b) {
             MemorySegment page = arena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
             OutboundMessage reply = new OutboundMessage().type((short) 2).payload(page, 0, (int) DsmPages.PAGE_SIZE);
@@ -233,8 +252,8 @@ public final class FaultBenchmark {
     }
 
     /** Two threads on two nodes incrementing the same word for 2 s: {page transfers/s, increments/s}. */
-    private static double[] pingPong(long holdNanos) throws Exception {
-        try (Pair p = new Pair(2, holdNanos)) {
+    private static double[] pingPong(long holdNanos, String kind) throws Exception {
+        try (Pair p = new Pair(2, holdNanos, kind)) {
             long[] done = new long[2];
             long deadline = System.nanoTime() + 2_000_000_000L;
             Thread[] t = new Thread[2];

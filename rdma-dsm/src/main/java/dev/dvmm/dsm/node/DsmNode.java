@@ -149,6 +149,9 @@ public final class DsmNode implements AutoCloseable {
             return;
         }
         synchronized (lock) {
+            if (!running) {
+                return; // closed while the transport still delivers: the pages are gone
+            }
             stats.messagesReceived++;
             stats.bytesReceived += m.payloadLength();
             if (MessageType.carriesPage(type) && m.payloadLength() != DsmPages.PAGE_SIZE) {
@@ -315,7 +318,9 @@ public final class DsmNode implements AutoCloseable {
 
     @Override
     public void close() {
-        running = false;
+        synchronized (lock) {
+            running = false;
+        }
         wakeTimer();
         reader.close();
         try {
@@ -323,7 +328,10 @@ public final class DsmNode implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        pages.close();
+        synchronized (lock) {
+            // A message handler still running in the transport's thread holds the lock while it uses them.
+            pages.close();
+        }
         uffd.close();
         Arrays.fill(faultStart, 0);
     }

@@ -148,6 +148,48 @@ class DsmNodePairTest {
     }
 
     @Test
+    void aNodeClosesCleanlyWhileItsPeerKeepsAskingForPages() {
+        assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
+            java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+            // Both nodes write page 2 in turn, so each write moves it; node 0 then closes while node 1's
+            // writer keeps asking for it (its last fault stays unanswered until node 1 closes too).
+            Thread peer = Thread.ofPlatform().daemon().start(() -> {
+                long i = 0;
+                while (!stop.get()) {
+                    dev.dvmm.dsm.NativeAccess.set(guest[1], 2 * 4096, i++);
+                }
+            });
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (nodes[1].stats().zeroFills() + nodes[1].stats().remoteFetches() == 0 && System.nanoTime() < deadline) {
+                Thread.sleep(1);
+            }
+            onThread(() -> {
+                for (int i = 0; i < 300; i++) {
+                    dev.dvmm.dsm.NativeAccess.set(guest[0], 2 * 4096 + 8, i);
+                }
+            });
+            DsmNode closing = nodes[0];
+            DsmNode other = nodes[1];
+            nodes[0] = null;
+            nodes[1] = null;
+            try {
+                closing.close();
+                Thread.sleep(100);
+            } finally {
+                stop.set(true);
+                // Closing node 1 releases its writer's unanswered fault; it must end before memory is unmapped.
+                other.close();
+                peer.join(20_000);
+            }
+            assertTrue(!peer.isAlive(), "node 1's writer never resumed");
+            assertNull(closing.failure(), "node 0 handled a message after it closed");
+            assertNull(other.failure(), "node 1 failed");
+            assertTrue(closing.stats().remoteFetches() + other.stats().remoteFetches() > 0,
+                    "the page moved between the nodes");
+        });
+    }
+
+    @Test
     void impossibleProtocolMessagesAreRejectedAndTheNodeKeepsServing() {
         assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
             OutboundMessage bad = new OutboundMessage();
