@@ -1,5 +1,6 @@
 package dev.dvmm.bindings;
 
+import dev.dvmm.bindings.abi.Sigaction;
 import dev.dvmm.bindings.ucx.UcpConstants;
 import dev.dvmm.bindings.ucx.UcsConstants;
 import java.lang.foreign.Arena;
@@ -176,28 +177,97 @@ public final class Ucp {
 
     /** Loads the named libraries (names or paths as {@code dlopen} takes them); for tests and odd installs. */
     public static Ucp load(String ucpLibrary, String ucsLibrary) {
-        SymbolLookup ucs = open(ucsLibrary);
-        giveSignalsBackToTheJvm(ucs);
-        SymbolLookup ucp = open(ucpLibrary);
-        return new Ucp(ucp, ucs);
+        synchronized (LOAD_LOCK) {
+            prepareEnvironment();
+            long[] before = jvmSignalHandlers();
+            SymbolLookup ucs = open(ucsLibrary);
+            giveSignalsBackToTheJvm(ucs, before);
+            SymbolLookup ucp = open(ucpLibrary);
+            return new Ucp(ucp, ucs);
+        }
     }
 
+    /** Signals HotSpot raises on purpose, which UCX's error handler must never see. */
+    private static final int[] JVM_SIGNALS = {UcsConstants.SIGSEGV, UcsConstants.SIGBUS, UcsConstants.SIGILL,
+        UcsConstants.SIGFPE};
+
     /**
-     * libucs installs handlers for SEGV, BUS, ILL and FPE when it loads (UCX_ERROR_SIGNALS) to print a
-     * backtrace and abort. HotSpot raises SEGV on purpose (implicit null checks, safepoint polls), so
-     * with UCX's handler in place the first such trap kills the JVM. Hand the signals back.
+     * Sets the UCX variables libucs reads in its load-time constructor, before it is loaded (later is
+     * too late: they are read once, in the constructor).
+     * <ul>
+     *   <li>{@code UCX_ERROR_SIGNALS=""}, forced. Otherwise libucs installs handlers for SEGV, BUS, ILL
+     *       and FPE while it loads. HotSpot traps on purpose (safepoint polls, implicit null checks):
+     *       any JVM thread that hits such a trap before the handlers are handed back goes to UCX,
+     *       which prints "Caught signal 11" and re-raises it, and HotSpot then dies of a "SIGSEGV
+     *       (sent by kill)". Measured: every run of a JVM with threads in compiled loops and a
+     *       stack-walking thread died that way while it loaded libucs.</li>
+     *   <li>{@code UCX_DEBUG_SIGNO=0} unless set: UCX would take SIGHUP, on which HotSpot runs its
+     *       shutdown hooks.</li>
+     *   <li>{@code UCX_MEM_EVENTS=no} unless set: UCX would patch libc's mmap, munmap, mremap,
+     *       madvise, brk, sbrk, shmat and shmdt in place (binary instrumentation, while JVM threads
+     *       run them) to keep its registration cache in step. dvmm's page traffic is copied (eager),
+     *       its guest memory is invalidated by fallocate, which those hooks do not see anyway, and
+     *       UCX works without the cache (it registers per operation).</li>
+     * </ul>
+     * glibc's setenv is not safe against a concurrent getenv in native code; the JVM reads its
+     * environment at start-up, and this runs once, before UCX exists.
      */
-    private static void giveSignalsBackToTheJvm(SymbolLookup ucs) {
-        MethodHandle disable = bind(ucs, "ucs_debug_disable_signal", FunctionDescriptor.ofVoid(JAVA_INT));
-        try {
-            for (int signal : new int[] {UcsConstants.SIGSEGV, UcsConstants.SIGBUS, UcsConstants.SIGILL,
-                UcsConstants.SIGFPE}) {
-                disable.invokeExact(signal);
+    private static void prepareEnvironment() {
+        setenv("UCX_ERROR_SIGNALS", "", true);
+        setenv("UCX_DEBUG_SIGNO", "0", false);
+        setenv("UCX_MEM_EVENTS", "no", false);
+    }
+
+    private static void setenv(String name, String value, boolean overwrite) {
+        try (Arena arena = Arena.ofConfined()) {
+            int result = (int) SETENV.invokeExact(arena.allocateFrom(name), arena.allocateFrom(value),
+                    overwrite ? 1 : 0);
+            if (result != 0) {
+                throw new UcxException("setenv(" + name + ") failed: cannot keep UCX away from the JVM's signals");
             }
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
+
+    private static long[] jvmSignalHandlers() {
+        long[] handlers = new long[JVM_SIGNALS.length];
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment action = arena.allocate(Sigaction.LAYOUT);
+            for (int i = 0; i < JVM_SIGNALS.length; i++) {
+                Posix.check(Posix.current().sigaction(JVM_SIGNALS[i], MemorySegment.NULL, action), "sigaction");
+                handlers[i] = Sigaction.saHandler(action);
+            }
+        }
+        return handlers;
+    }
+
+    /**
+     * If libucs took one of the JVM's trap signals anyway (a UCX that ignores the variable), hand it
+     * back: {@code ucs_debug_disable_signal} restores the
+     * handler UCX saved, HotSpot's.
+     */
+    private static void giveSignalsBackToTheJvm(SymbolLookup ucs, long[] before) {
+        long[] after = jvmSignalHandlers();
+        MethodHandle disable = null;
+        for (int i = 0; i < JVM_SIGNALS.length; i++) {
+            if (after[i] == before[i]) {
+                continue;
+            }
+            if (disable == null) {
+                disable = bind(ucs, "ucs_debug_disable_signal", FunctionDescriptor.ofVoid(JAVA_INT));
+            }
+            try {
+                disable.invokeExact(JVM_SIGNALS[i]);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+    }
+
+    /** libc {@code setenv(name, value, overwrite)}. */
+    private static final MethodHandle SETENV = LINKER.downcallHandle(LINKER.defaultLookup().findOrThrow("setenv"),
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
 
     private static SymbolLookup open(String library) {
         try {

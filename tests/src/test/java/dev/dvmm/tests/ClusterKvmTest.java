@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Node processes on this machine, each with its own KVM VM and vCPUs, sharing one guest memory through
- * the DSM over TCP: the guest's results are checked by node 0 through its own guest mapping.
+ * the DSM over TCP or UCX: the guest's results are checked by node 0 through its own guest mapping.
  */
 @Tag("kvm")
 class ClusterKvmTest {
@@ -40,6 +40,9 @@ class ClusterKvmTest {
         "4, 4, counters, 100000, tcp",
         "4, 4, pattern, 8192, tcp",
         "4, 4, handoff, 5000, tcp",
+        "2, 2, counters, 300000, ucx",
+        "2, 2, pattern, 16384, ucx",
+        "2, 2, handoff, 20000, ucx",
     })
     void guestResultsAreExactAcrossNodes(int nodes, int vcpus, String program, long iterations, String transport)
             throws Exception {

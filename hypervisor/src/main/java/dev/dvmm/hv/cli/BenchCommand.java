@@ -12,7 +12,8 @@ import picocli.CommandLine.Spec;
 
 /** Benchmarks: JSON results plus a table, baselines measured in the same run. */
 @Command(name = "bench", description = "Benchmarks (JSON + table, baselines measured in the same run).",
-        subcommands = {BenchCommand.Exits.class, BenchCommand.Fault.class, BenchCommand.Boot.class})
+        subcommands = {BenchCommand.Exits.class, BenchCommand.Fault.class, BenchCommand.Transport.class,
+            BenchCommand.Boot.class})
 final class BenchCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -78,6 +79,9 @@ final class BenchCommand implements Callable<Integer> {
                 + "while a fault awaits a peer, serving new faults meanwhile (default: ${DEFAULT-VALUE}: off)")
         long busyPollMicros;
 
+        @Option(names = "--transport", defaultValue = "tcp", description = "tcp or ucx (default: ${DEFAULT-VALUE})")
+        String transport;
+
         @Override
         public Integer call() throws Exception {
             if (nodes != 2 && nodes != 4) {
@@ -86,12 +90,61 @@ final class BenchCommand implements Callable<Integer> {
             if (pages < 100) {
                 throw new UserError("--pages must be at least 100");
             }
+            if (!transport.equals("tcp") && !transport.equals("ucx")) {
+                throw new UserError("unknown transport '" + transport + "': use tcp or ucx");
+            }
             if (holdMicros < 0 || busyPollMicros < 0) {
                 throw new UserError("--hold-us and --busy-poll-us must not be negative");
             }
             PrintWriter out = spec.commandLine().getOut();
             dev.dvmm.dsm.bench.FaultBenchmark.Result r = dev.dvmm.dsm.bench.FaultBenchmark.run(nodes, pages, holdMicros,
-                    busyPollMicros, System.err);
+                    busyPollMicros, transport, System.err);
+            out.print(r.toTable());
+            out.flush();
+            if (json != null) {
+                Files.writeString(json, r.toJson());
+                out.println("wrote " + json);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "transport", description = "4 KiB request/reply round trip (p50/p99) and pipelined rate of the tcp "
+            + "and ucx transports, with ucx_perftest tag_lat 4 KiB as the floor, same run, on 127.0.0.1.")
+    static final class Transport implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--json", description = "write results as JSON to this file")
+        Path json;
+
+        @Option(names = "--iterations", defaultValue = "20000",
+                description = "round trips per transport, also pipelined requests (default: ${DEFAULT-VALUE})")
+        int iterations;
+
+        @Option(names = "--warmup", defaultValue = "5000", description = "warm-up round trips (default: ${DEFAULT-VALUE})")
+        int warmup;
+
+        @Option(names = "--window", defaultValue = "16", description = "pipelined requests in flight (default: ${DEFAULT-VALUE})")
+        int window;
+
+        @Option(names = "--ucx-busy-poll-us", split = ",", paramLabel = "US[,US...]",
+                description = "also measure ucx with these progress-thread busy-poll times (microseconds)")
+        long[] busyPollMicros = new long[0];
+
+        @Override
+        public Integer call() throws Exception {
+            if (iterations < 1000 || warmup < 0 || window < 1 || window > 1024) {
+                throw new UserError("--iterations must be at least 1000, --warmup at least 0, --window 1..1024");
+            }
+            for (long micros : busyPollMicros) {
+                if (micros < 0 || micros > 1_000_000) {
+                    throw new UserError("--ucx-busy-poll-us takes microseconds in 0..1000000, not " + micros);
+                }
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            dev.dvmm.dsm.bench.TransportComparison.Result r =
+                    dev.dvmm.dsm.bench.TransportComparison.run(iterations, warmup, window, busyPollMicros, System.err);
             out.print(r.toTable());
             out.flush();
             if (json != null) {

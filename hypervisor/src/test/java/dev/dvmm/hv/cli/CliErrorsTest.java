@@ -58,6 +58,16 @@ class CliErrorsTest {
     }
 
     @Test
+    void benchTransportRefusesBadNumbersInOneSentence() {
+        String[] err = new String[1];
+        assertEquals(1, capture(err, "bench", "transport", "--iterations", "10"));
+        assertTrue(err[0].contains("--iterations must be at least 1000"), err[0]);
+        assertEquals(1, capture(err, "bench", "transport", "--ucx-busy-poll-us", "5,-1"));
+        assertTrue(err[0].contains("--ucx-busy-poll-us takes microseconds in 0..1000000, not -1"), err[0]);
+        assertFalse(err[0].contains("Exception"), err[0]);
+    }
+
+    @Test
     void unknownCommandIsRejected() {
         String[] err = new String[1];
         assertEquals(2, capture(err, "frobnicate"));

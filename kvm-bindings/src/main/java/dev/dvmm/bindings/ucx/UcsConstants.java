@@ -46,5 +46,6 @@ public final class UcsConstants {
     public static final int SIGBUS = 7;
     public static final int SIGFPE = 8;
     public static final int SIGSEGV = 11;
+    public static final int SIGHUP = 1;
     public static final int SIZEOF_UCS_THREAD_MODE_T = 4;
 }

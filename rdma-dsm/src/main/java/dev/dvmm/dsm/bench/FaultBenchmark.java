@@ -14,6 +14,10 @@ import dev.dvmm.dsm.transport.PeerListener;
 import dev.dvmm.dsm.transport.ReplyBuffer;
 import dev.dvmm.dsm.transport.TcpTransport;
 import dev.dvmm.dsm.transport.TcpTransportConfig;
+import dev.dvmm.dsm.transport.UcxTransportConfig;
+import dev.dvmm.dsm.transport.UcxTransport;
+import dev.dvmm.dsm.transport.TransportException;
+import dev.dvmm.dsm.transport.Transport;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -43,7 +47,7 @@ public final class FaultBenchmark {
      * @param threeParty per kind: requester, home and owner/sharer all different (4 nodes only, else empty)
      * @param stages     per kind and party count, the frequent paths of a fault as "stage: median us" lines
      */
-    public record Result(int nodes, int pages, long busyPollMicros, Histogram[] twoParty, Histogram[] threeParty,
+    public record Result(String transport, int nodes, int pages, long busyPollMicros, Histogram[] twoParty, Histogram[] threeParty,
                          Histogram localUffd, Histogram rtt, String[][] stages, double pingPongPagesPerSec,
                          double pingPongHeldPagesPerSec, long holdMicros, double incrementsPerSec, double incrementsHeldPerSec) {
         private static double us(Histogram h, double p) {
@@ -68,8 +72,8 @@ public final class FaultBenchmark {
         public String toJson() {
             StringBuilder s = new StringBuilder();
             s.append(String.format(Locale.ROOT, "{%n  \"benchmark\": \"fault\",%n  \"nodes\": %d,%n"
-                    + "  \"transport\": \"tcp\",%n  \"busy_poll_us\": %d,%n  \"faults_per_kind\": %d,%n", nodes,
-                    busyPollMicros, pages));
+                    + "  \"transport\": \"%s\",%n  \"busy_poll_us\": %d,%n  \"faults_per_kind\": %d,%n", nodes,
+                    transport, busyPollMicros, pages));
             s.append("  \"remote_read_fault_us\": ").append(pair(twoParty[READ])).append(",\n");
             s.append("  \"remote_write_fault_us\": ").append(pair(twoParty[UPGRADE])).append(",\n");
             s.append("  \"remote_write_miss_fault_us\": ").append(pair(twoParty[WRITE_MISS])).append(",\n");
@@ -116,7 +120,7 @@ public final class FaultBenchmark {
 
         public String toTable() {
             StringBuilder s = new StringBuilder();
-            s.append(String.format(Locale.ROOT, "%-40s %10s %10s%n", "DSM fault cost (" + nodes + " nodes, tcp"
+            s.append(String.format(Locale.ROOT, "%-40s %10s %10s%n", "DSM fault cost (" + nodes + " nodes, " + transport
                     + (busyPollMicros > 0 ? ", busy-poll " + busyPollMicros + " us)" : ")"),
                     "p50 us", "p99 us"));
             for (int party = 0; party < (nodes > 2 ? 2 : 1); party++) {
@@ -190,6 +194,12 @@ public final class FaultBenchmark {
 
     public static Result run(int nodes, int pages, long holdMicros, long busyPollMicros, java.io.PrintStream progress)
             throws Exception {
+        return run(nodes, pages, holdMicros, busyPollMicros, "tcp", progress);
+    }
+
+    /** As above over loopback {@code transport}: "tcp" or "ucx" (the round-trip baseline uses the same). */
+    public static Result run(int nodes, int pages, long holdMicros, long busyPollMicros, String transport,
+                             java.io.PrintStream progress) throws Exception {
         if (nodes != 2 && nodes != 4) {
             throw new IllegalArgumentException("the fault benchmark runs 2 or 4 nodes, not " + nodes);
         }
@@ -198,9 +208,9 @@ public final class FaultBenchmark {
         // Pages 1..n are measured; n is rounded so that every role pattern gets the same number of pages.
         int n = (pages + 2 * nodes - 1) / (2 * nodes) * (2 * nodes);
         FaultTrace trace = new FaultTrace(64 * n);
-        progress.println("remote faults over " + n + " pages (" + nodes + " nodes, tcp loopback)");
+        progress.println("remote faults over " + n + " pages (" + nodes + " nodes, " + transport + " loopback)");
         try (LocalDsmCluster c = new LocalDsmCluster(new ProtocolConfig(nodes, n + 1, 1, 0, 1 << 14), trace,
-                busyPollMicros * 1000)) {
+                busyPollMicros * 1000, transport)) {
             MemorySegment[] guest = new MemorySegment[nodes];
             for (int r = 0; r < nodes; r++) {
                 guest[r] = c.guest(r);
@@ -268,12 +278,12 @@ public final class FaultBenchmark {
         progress.println("local userfaultfd baseline");
         Histogram local = localUffd(n);
         progress.println("4 KiB round trip baseline");
-        Histogram rtt = roundTrip(Math.max(n, 5000));
+        Histogram rtt = roundTrip(Math.max(n, 5000), transport);
         progress.println("page ping-pong, hold 0");
-        double[] free = pingPong(0, busyPollMicros * 1000);
+        double[] free = pingPong(0, busyPollMicros * 1000, transport);
         progress.println("page ping-pong, hold " + holdMicros + " us");
-        double[] held = pingPong(holdMicros * 1000, busyPollMicros * 1000);
-        return new Result(nodes, n, busyPollMicros, two, three, local, rtt, stages, free[0], held[0], holdMicros,
+        double[] held = pingPong(holdMicros * 1000, busyPollMicros * 1000, transport);
+        return new Result(transport, nodes, n, busyPollMicros, two, three, local, rtt, stages, free[0], held[0], holdMicros,
                 free[1], held[1]);
     }
 
@@ -312,10 +322,15 @@ public final class FaultBenchmark {
         return h;
     }
 
-    private static Histogram roundTrip(int n) throws Exception {
+    private static Transport open(String kind, int rank) throws TransportException {
+        return kind.equals("ucx") ? new UcxTransport(UcxTransportConfig.loopback(rank, 2, SECRET))
+                : new TcpTransport(TcpTransportConfig.loopback(rank, 2, SECRET));
+    }
+
+    private static Histogram roundTrip(int n, String kind) throws Exception {
         Histogram h = histogram();
-        TcpTransport a = new TcpTransport(TcpTransportConfig.loopback(0, 2, SECRET));
-        TcpTransport b = new TcpTransport(TcpTransportConfig.loopback(1, 2, SECRET));
+        Transport a = open(kind, 0);
+        Transport b = open(kind, 1);
         try (Arena arena = Arena.ofShared(); a; b) {
             MemorySegment page = arena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
             OutboundMessage reply = new OutboundMessage().type((short) 2).payload(page, 0, (int) DsmPages.PAGE_SIZE);
@@ -349,9 +364,9 @@ public final class FaultBenchmark {
      * stores/s}. The stores are native copies, so a thread blocked on a fault is "in native" and cannot stall a
      * HotSpot safepoint (which would stop the DSM threads that are to resolve the fault).
      */
-    private static double[] pingPong(long holdNanos, long busyPollNanos) throws Exception {
+    private static double[] pingPong(long holdNanos, long busyPollNanos, String kind) throws Exception {
         try (LocalDsmCluster c = new LocalDsmCluster(new ProtocolConfig(2, 2, 1, holdNanos, 1 << 14), null,
-                busyPollNanos)) {
+                busyPollNanos, kind)) {
             long[] done = new long[2];
             long deadline = System.nanoTime() + 2_000_000_000L;
             Thread[] t = new Thread[2];

@@ -460,6 +460,11 @@ public final class DsmNode implements AutoCloseable {
 
     @Override
     public void close() {
+        synchronized (lock) {
+            if (closed) {
+                return; // closing twice is harmless
+            }
+        }
         running = false;
         synchronized (lock) {
             // Faults, messages and busy-poll work are ignored from now on; none is in the middle of an ioctl.

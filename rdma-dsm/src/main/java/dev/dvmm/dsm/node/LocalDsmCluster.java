@@ -8,6 +8,9 @@ import dev.dvmm.dsm.transport.Endpoint;
 import dev.dvmm.dsm.transport.PeerListener;
 import dev.dvmm.dsm.transport.TcpTransport;
 import dev.dvmm.dsm.transport.TcpTransportConfig;
+import dev.dvmm.dsm.transport.Transport;
+import dev.dvmm.dsm.transport.UcxTransport;
+import dev.dvmm.dsm.transport.UcxTransportConfig;
 import dev.dvmm.dsm.transport.TransportException;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
@@ -27,7 +30,7 @@ public final class LocalDsmCluster implements AutoCloseable {
     private final int[] memfd;
     private final MemorySegment[] guest;
     private final MemorySegment[] alias;
-    private final TcpTransport[] transport;
+    private final Transport[] transport;
     private final DsmNode[] node;
 
     /** Builds and starts {@code config.nodeCount()} connected nodes; {@code trace} (or null) records their faults. */
@@ -37,11 +40,20 @@ public final class LocalDsmCluster implements AutoCloseable {
 
     /** As above, each node busy-polling up to {@code busyPollNanos} while a fault awaits a peer (DsmNode.setBusyPoll). */
     public LocalDsmCluster(ProtocolConfig config, FaultTrace trace, long busyPollNanos) throws TransportException {
+        this(config, trace, busyPollNanos, "tcp");
+    }
+
+    /** As above over loopback {@code transportKind}: "tcp" or "ucx". */
+    public LocalDsmCluster(ProtocolConfig config, FaultTrace trace, long busyPollNanos, String transportKind)
+            throws TransportException {
+        if (!transportKind.equals("tcp") && !transportKind.equals("ucx")) {
+            throw new IllegalArgumentException("unknown transport '" + transportKind + "': use tcp or ucx");
+        }
         size = config.nodeCount();
         memfd = new int[size];
         guest = new MemorySegment[size];
         alias = new MemorySegment[size];
-        transport = new TcpTransport[size];
+        transport = new Transport[size];
         node = new DsmNode[size];
         java.util.Arrays.fill(memfd, -1);
         try {
@@ -53,7 +65,9 @@ public final class LocalDsmCluster implements AutoCloseable {
                 Posix.check(px.ftruncate(memfd[r], length), "ftruncate");
                 guest[r] = px.mmapChecked(0, length, rw, PosixConstants.MAP_SHARED, memfd[r], 0, "guest mapping");
                 alias[r] = px.mmapChecked(0, length, rw, PosixConstants.MAP_SHARED, memfd[r], 0, "alias mapping");
-                transport[r] = new TcpTransport(TcpTransportConfig.loopback(r, size, SECRET));
+                transport[r] = transportKind.equals("ucx")
+                        ? new UcxTransport(UcxTransportConfig.loopback(r, size, SECRET))
+                        : new TcpTransport(TcpTransportConfig.loopback(r, size, SECRET));
                 node[r] = new DsmNode(transport[r], config, memfd[r], guest[r], alias[r]);
                 node[r].setTrace(trace);
                 node[r].setBusyPoll(busyPollNanos);
@@ -84,7 +98,7 @@ public final class LocalDsmCluster implements AutoCloseable {
     /** Rank {@code rank}'s guest mapping: accesses fault into its DSM node. */
     public MemorySegment guest(int rank) { return guest[rank]; }
 
-    public TcpTransport transport(int rank) { return transport[rank]; }
+    public Transport transport(int rank) { return transport[rank]; }
 
     /** The first node failure, as "node R: ...", or null if every node is healthy. */
     public String failure() {

@@ -65,10 +65,17 @@ import org.apache.logging.log4j.Logger;
  * promise order between active messages (multi-rail, eager versus rendezvous), so the receiver
  * delivers by sequence number and parks early arrivals until the gap closes.
  *
+ * <p>UCX runs its callbacks inside {@code ucp_worker_progress}, holding the worker's lock, which every
+ * send also takes. So the callbacks only check and park (UCX keeps the data where it can, otherwise
+ * it is copied), and the handlers run after progress returns, without that lock: a handler may wait
+ * for a lock whose holder is sending (the DSM's fault thread sends while it holds the engine lock
+ * the handler needs). Peer failures found in a callback are handled the same way.
+ *
  * <h2>Threads</h2>
  * A progress thread calls {@code ucp_worker_progress}, runs all callbacks (handlers, replies,
- * peer events), busy-polls for {@link UcxTransportConfig#spinNanos()} after its last event, then
- * arms the worker and sleeps in {@code poll} on its event fd. A bootstrap thread accepts and makes
+ * peer events), busy-polls for {@link UcxTransportConfig#busyPollNanos()} after its last event or
+ * send (yielding its core between polls), then arms the worker and sleeps in {@code poll} on its
+ * event fd; a send wakes it, so the answer finds it polling. A bootstrap thread accepts and makes
  * the bootstrap connections and watches them; it hands peer events to the progress thread.
  * Allocation-free in steady state, like the TCP transport.
  *
@@ -106,12 +113,16 @@ public final class UcxTransport implements Transport {
     private static final long TICK_NANOS = 10_000_000;
     /** A sender waiting for a zero-copy send to complete gives up (and cancels it) after this. */
     private static final long SEND_TIMEOUT_NANOS = 10_000_000_000L;
+    /** Sends UCX has not completed yet keep the progress thread polling (not sleeping) this long. */
+    private static final long INFLIGHT_POLL_NANOS = 10_000_000;
     /** How long close waits for endpoints to flush what was sent before it. */
     private static final long CLOSE_FLUSH_NANOS = 1_000_000_000L;
     /** Offsets inside one send buffer: request param, AM header, inline payload. */
     private static final long SLOT_PARAM = 0;
     private static final long SLOT_HEADER = 128;
     private static final long SLOT_DATA = 256;
+    /** Smallest copy buffer of a parked message: a page and then some, so it is allocated once. */
+    private static final long PARKED_COPY_MIN = 16 << 10;
 
     private static final int PEER_NEW = 0;
     private static final int PEER_UP = 1;
@@ -129,6 +140,7 @@ public final class UcxTransport implements Transport {
     private final int size;
     private final int maxPayload;
     private final int inlinePayload;
+    private final long busyPollNanos;
     private final Ucp ucp;
     private final Arena arena = Arena.ofShared();
     private final long context;
@@ -164,11 +176,16 @@ public final class UcxTransport implements Transport {
 
     // Progress thread only.
     private final InboundMessage inbound = new InboundMessage();
+    /** Ranks with parked messages or a finished rendezvous to deliver; each at most once (Peer.ready). */
+    private final int[] readyPeers;
+    private int readyCount;
 
     /** Guards start/close and is notified whenever a peer comes up or goes down. */
     private final Object lifecycle = new Object();
     private volatile boolean closed;
     private volatile boolean sleeping;
+    /** When a thread other than the progress thread last sent: it restarts the busy-poll window. */
+    private volatile long lastSend;
     /** Set by peerDown: an endpoint awaits closing at the top of the progress loop. Progress thread. */
     private boolean deadEndpoints;
     /** The bootstrap connection in a blocking handshake, closed by close() to end it at once. */
@@ -190,11 +207,14 @@ public final class UcxTransport implements Transport {
         this.size = config.clusterSize();
         this.maxPayload = config.maxPayload();
         this.inlinePayload = Math.min(config.inlinePayloadBytes(), config.maxPayload());
+        this.busyPollNanos = config.busyPollNanos();
+        this.lastSend = System.nanoTime();
         this.authenticator = new PeerAuthenticator(config.clusterSecret());
         this.requests = new RequestTable(config.requestSlots());
         this.ucp = Ucp.UCP_LIBRARY.equals(config.ucpLibrary()) && Ucp.UCS_LIBRARY.equals(config.ucsLibrary())
                 ? Ucp.load() : Ucp.load(config.ucpLibrary(), config.ucsLibrary());
         this.peers = new Peer[size];
+        this.readyPeers = new int[size];
         for (int r = 0; r < size; r++) {
             peers[r] = r == rank ? null : new Peer(r, random.nextLong() | 1, arena);
         }
@@ -585,8 +605,8 @@ public final class UcxTransport implements Transport {
         header.set(INT, SLOT_HEADER + SENDER_OFFSET, rank);
         header.set(INT, SLOT_HEADER + AM_RESERVED_OFFSET, 0);
         long status;
-        // No Java lock around the UCX call: the progress thread holds UCX's worker lock while it runs
-        // handlers that send, so a sender holding a lock of ours while waiting for UCX's would deadlock.
+        // No lock of ours around the UCX call: UCX's callbacks run holding its worker lock and take
+        // ours (the slot pool), so a sender holding one of ours while waiting for UCX's could deadlock.
         // The 'senders' count keeps the endpoint alive instead (peerDown closes it once it drops to 0).
         peer.senders.incrementAndGet();
         try {
@@ -607,6 +627,14 @@ public final class UcxTransport implements Transport {
                 inflightSends.incrementAndGet();
                 if (sleeping) {
                     // Completion needs the progress thread awake (e.g. the rest of a rendezvous).
+                    ucp.workerSignal(worker);
+                }
+            } else if (busyPollNanos > 0 && !onProgressThread) {
+                // Whatever answers this (a page for a fault, a reply) is then met by a polling thread:
+                // a send restarts the busy-poll window, and wakes a sleeping progress thread, so its
+                // wake-up overlaps the message's flight instead of following the answer's arrival.
+                lastSend = System.nanoTime();
+                if (sleeping) {
                     ucp.workerSignal(worker);
                 }
             }
@@ -761,7 +789,7 @@ public final class UcxTransport implements Transport {
         if (ALL.get(LONG, header + TOKEN_OFFSET) != peer.inboundToken) {
             return reject("an active message claiming rank " + sender + " without its session token");
         }
-        if (peer.state == PEER_DOWN) {
+        if (peer.state == PEER_DOWN || peer.condemned) {
             return (byte) UcsConstants.UCS_OK;
         }
         int check = FrameDescriptor.check(ALL, header, maxPayload);
@@ -785,24 +813,36 @@ public final class UcxTransport implements Transport {
             malformed(peer, problem);
             return (byte) UcsConstants.UCS_OK;
         }
-        if (sequence == peer.nextSequence && !peer.receiving) {
-            // Its turn: everything parked is later, and drain() picks it up after this one.
-            if (rendezvous) {
-                startRendezvous(peer, header, data, length);
-            } else {
-                peer.nextSequence++;
-                deliver(peer.rank, header, data, (int) length);
-            }
-            drain(peer);
-            return (byte) UcsConstants.UCS_OK;
-        }
-        // Out of order, or behind a rendezvous still being fetched: park it until its turn.
+        // Never delivered here: this runs inside ucp_worker_progress, which holds UCX's worker lock, and
+        // a handler waiting for a lock of its own whose holder is sending (waiting for the worker lock)
+        // would deadlock. Parked instead (data kept by UCX where it allows, else copied) and delivered
+        // in sequence order by deliverReady() once progress returns.
         boolean held = rendezvous || (attributes & UcpConstants.UCP_AM_RECV_ATTR_FLAG_DATA) != 0;
         if (!peer.park(sequence, header, data, length, held, rendezvous)) {
-            malformed(peer, "sequence number " + sequence + " is too far ahead of " + peer.nextSequence);
+            rejectedMessages.incrementAndGet();
+            malformed(peer, "sequence number " + sequence + " arrived twice or is too far ahead of "
+                    + peer.nextSequence);
             return (byte) UcsConstants.UCS_OK;
         }
+        markReady(peer);
         return held ? (byte) UcsConstants.UCS_INPROGRESS : (byte) UcsConstants.UCS_OK;
+    }
+
+    /** Queues a peer for deliverReady(). Progress thread. */
+    private void markReady(Peer peer) {
+        if (!peer.ready) {
+            peer.ready = true;
+            readyPeers[readyCount++] = peer.rank;
+        }
+    }
+
+    /** Delivers what UCX callbacks parked, outside any UCX callback. Progress thread. */
+    private void deliverReady() {
+        while (readyCount > 0) {
+            Peer peer = peers[readyPeers[--readyCount]];
+            peer.ready = false;
+            drain(peer);
+        }
     }
 
     private byte reject(String what) {
@@ -814,8 +854,20 @@ public final class UcxTransport implements Transport {
 
     private void malformed(Peer peer, String why) {
         LOG.warn("rank {}: rank {} sent a bad message: {}", rank, peer.rank, why);
-        peerDown(peer, new TransportException(Reason.MALFORMED_FRAME, peer.rank,
+        condemn(peer, new TransportException(Reason.MALFORMED_FRAME, peer.rank,
                 "rank " + peer.rank + " sent a bad message: " + why));
+    }
+
+    /**
+     * Takes a peer down from inside a UCX callback: its messages are ignored from now on, and
+     * peerDown (which runs listener and reply callbacks) follows at the top of the progress loop,
+     * outside UCX's worker lock. Progress thread.
+     */
+    private void condemn(Peer peer, TransportException cause) {
+        if (!peer.condemned) {
+            peer.condemned = true;
+            events.add(new PeerEvent(peer.rank, cause));
+        }
     }
 
     private void deliver(int sender, long header, long data, int length) {
@@ -865,7 +917,7 @@ public final class UcxTransport implements Transport {
         deliver(peer.rank, peer.rendezvousHeader.address(), peer.rendezvousData.address(), peer.rendezvousLength);
     }
 
-    /** {@code ucp_am_recv_data_nbx_callback_t}: a rendezvous fetch ended. */
+    /** {@code ucp_am_recv_data_nbx_callback_t}: a rendezvous fetch ended; delivered by deliverReady(). */
     private void onReceiveComplete(long request, byte status, long length, long userData) {
         ucp.requestFree(request);
         Peer peer = peers[(int) userData];
@@ -875,17 +927,23 @@ public final class UcxTransport implements Transport {
         }
         if (status != UcsConstants.UCS_OK) {
             peer.receiving = false;
-            peerDown(peer, new TransportException(Reason.PEER_DIED, peer.rank, "receiving a large message from rank "
+            condemn(peer, new TransportException(Reason.PEER_DIED, peer.rank, "receiving a large message from rank "
                     + peer.rank + " failed: " + ucp.statusString(status)));
             return;
         }
-        finishRendezvous(peer);
-        drain(peer);
+        peer.rendezvousArrived = true;
+        markReady(peer);
     }
 
-    /** Delivers parked messages that are now in turn. */
+    /** Delivers a fetched rendezvous message and then the parked messages that are now in turn. */
     private void drain(Peer peer) {
-        while (!peer.receiving && peer.parked > 0 && peer.state != PEER_DOWN) {
+        if (peer.rendezvousArrived) {
+            peer.rendezvousArrived = false;
+            if (peer.state != PEER_DOWN && !peer.condemned) {
+                finishRendezvous(peer);
+            }
+        }
+        while (!peer.receiving && peer.parked > 0 && peer.state != PEER_DOWN && !peer.condemned && !closed) {
             Parked next = peer.parkedAt(peer.nextSequence);
             if (next == null) {
                 return;
@@ -907,15 +965,24 @@ public final class UcxTransport implements Transport {
     /** {@code ucp_err_handler_cb_t}: UCX gave up on the endpoint to a peer. */
     private void onEndpointError(long arg, long ep, byte status) {
         Peer peer = peers[(int) arg];
-        peerDown(peer, new TransportException(Reason.PEER_DIED, peer.rank,
+        condemn(peer, new TransportException(Reason.PEER_DIED, peer.rank,
                 "UCX reports the endpoint to rank " + peer.rank + " failed: " + ucp.statusString(status)));
     }
 
     // ---------------------------------------------------------------- progress thread
 
+    /**
+     * Progress, then deliver what the callbacks parked. When there is nothing to do: poll on for
+     * {@link UcxTransportConfig#busyPollNanos()} after the last event handled or the last send (and
+     * while sends are in flight, up to {@link #INFLIGHT_POLL_NANOS}), yielding the core between polls,
+     * so a thread that needs this core (the one waiting for this very message, on a machine with
+     * fewer free cores than busy threads) runs at once; after that arm the worker and sleep in poll()
+     * on its event fd, which costs no CPU but a wake-up per message (on this 2-core build host: p50
+     * about the same, p99 1-2 ms instead of 30-120 us).
+     */
     private void runProgressLoop() {
         MemorySegment fd = pollFd;
-        long spin = config.spinNanos();
+        long busyPoll = busyPollNanos;
         long lastWork = System.nanoTime();
         long nextTick = lastWork;
         try {
@@ -926,7 +993,11 @@ public final class UcxTransport implements Transport {
                 if (deadEndpoints) {
                     closeDeadEndpoints();
                 }
-                if (ucp.workerProgress(worker) > 0) {
+                int progressed = ucp.workerProgress(worker);
+                if (readyCount > 0) {
+                    deliverReady();
+                }
+                if (progressed > 0) {
                     lastWork = System.nanoTime();
                     continue;
                 }
@@ -935,8 +1006,13 @@ public final class UcxTransport implements Transport {
                     requests.expire(now);
                     nextTick = now + TICK_NANOS;
                 }
-                if (now - lastWork < spin) {
-                    Thread.onSpinWait();
+                long idle = Math.min(now - lastWork, now - lastSend);
+                if (idle < busyPoll || (inflightSends.get() > 0 && idle < INFLIGHT_POLL_NANOS)) {
+                    // Not onSpinWait: with fewer free cores than busy threads a pure spin keeps the
+                    // thread that waits for this very message off the core (measured: p50 2x the
+                    // busy-poll time); a yield hands it over and costs well under a microsecond if
+                    // nothing else wants the core.
+                    Thread.yield();
                     continue;
                 }
                 sleeping = true;
@@ -944,7 +1020,8 @@ public final class UcxTransport implements Transport {
                 if (inflightSends.get() > 0 || !events.isEmpty() || closed) {
                     sleeping = false;
                     if (inflightSends.get() > 0) {
-                        // Outstanding sends need progress that the event fd may not announce.
+                        // Sends stuck this long (a peer that does not read) need progress that the
+                        // event fd of every transport need not announce: look again every millisecond.
                         ucp.waitForEvents(fd, 1, 1);
                     }
                     continue;
@@ -1527,7 +1604,6 @@ public final class UcxTransport implements Transport {
         long length;
         boolean held;
         boolean rendezvous;
-        private Arena copyArena;
         private MemorySegment copy;
 
         Parked(Arena arena) {
@@ -1536,11 +1612,9 @@ public final class UcxTransport implements Transport {
 
         void copyData(long address, long bytes) {
             if (copy == null || copy.byteSize() < bytes) {
-                if (copyArena != null) {
-                    copyArena.close();
-                }
-                copyArena = Arena.ofShared();
-                copy = copyArena.allocate(Math.max(bytes, 1), 8);
+                // GC-freed, never closed: closing a shared arena is a handshake with every JVM thread,
+                // which must not happen per message (and waits forever for a thread stuck in a fault).
+                copy = Arena.ofAuto().allocate(Math.max(bytes, PARKED_COPY_MIN), 8);
             }
             MemorySegment.copy(ALL, address, copy, 0, bytes);
         }
@@ -1550,11 +1624,7 @@ public final class UcxTransport implements Transport {
         }
 
         void free() {
-            if (copyArena != null) {
-                copyArena.close();
-                copyArena = null;
-                copy = null;
-            }
+            copy = null;
         }
     }
 
@@ -1585,6 +1655,12 @@ public final class UcxTransport implements Transport {
         // Progress thread only: in-order delivery.
         long nextSequence;
         boolean receiving;
+        /** The rendezvous fetch finished; its message is delivered by the next drain. */
+        boolean rendezvousArrived;
+        /** Queued in readyPeers. */
+        boolean ready;
+        /** Found dead inside a UCX callback; peerDown follows outside it. */
+        boolean condemned;
         int parked;
         Parked[] parking = new Parked[0];
         final Arena arena;

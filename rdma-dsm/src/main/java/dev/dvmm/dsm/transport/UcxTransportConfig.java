@@ -23,8 +23,11 @@ import java.util.Arrays;
  *                             memory (UCX picks rendezvous for them) and the sender waits for completion
  * @param sendBuffers          transport-owned send buffers (each header + inline payload); a sender
  *                             finding none free waits, the progress thread allocates an extra one
- * @param spinNanos            how long the progress thread keeps polling after its last event before
- *                             it arms the worker and sleeps on its event fd
+ * @param busyPollNanos        how long the progress thread keeps polling the worker after its last
+ *                             event before it arms the worker and sleeps on its event fd (a wake-up
+ *                             from the fd costs tens of microseconds at the tail); it yields its core
+ *                             between polls, so polling costs latency little even with no core to spare.
+ *                             0: sleep at once
  * @param requestSpinNanos     how long a thread blocked in {@code request} polls for its reply before
  *                             it parks (0: park at once); worth it only with a core to spare
  * @param ucpLibrary           the libucp to load (a name or a path, as dlopen takes it)
@@ -32,7 +35,7 @@ import java.util.Arrays;
  */
 public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byte[] clusterSecret, int maxPayload,
                                  Duration handshakeTimeout, Duration connectRetryInterval, int requestSlots,
-                                 int inlinePayloadBytes, int sendBuffers, long spinNanos, long requestSpinNanos,
+                                 int inlinePayloadBytes, int sendBuffers, long busyPollNanos, long requestSpinNanos,
                                  String ucpLibrary,
                                  String ucsLibrary) {
 
@@ -40,8 +43,11 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
     /** Covers a 4 KiB page with room to spare, like the TCP transport's inline copy. */
     public static final int DEFAULT_INLINE_PAYLOAD = 16 << 10;
     public static final int MAX_MAX_PAYLOAD = 256 << 20;
-    /** 50 us: a few round trips' worth; above it a waiting node sleeps in poll() and costs no CPU. */
-    public static final long DEFAULT_SPIN_NANOS = 50_000;
+    /**
+     * 100 us: a few round trips' worth, so request/reply and fault traffic never waits for a wake-up;
+     * a node idle for longer sleeps in poll() and costs no CPU (measurements: bench transport).
+     */
+    public static final long DEFAULT_BUSY_POLL_NANOS = 100_000;
 
     public UcxTransportConfig {
         if (clusterSize < 1 || clusterSize > 4096) {
@@ -72,8 +78,8 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
         if (sendBuffers < 1 || sendBuffers > 1 << 16) {
             throw new IllegalArgumentException("send buffers " + sendBuffers + " is outside 1..65536");
         }
-        if (spinNanos < 0 || requestSpinNanos < 0) {
-            throw new IllegalArgumentException("spin time must not be negative");
+        if (busyPollNanos < 0 || requestSpinNanos < 0) {
+            throw new IllegalArgumentException("busy-poll and spin times must not be negative");
         }
         if (ucpLibrary == null || ucpLibrary.isBlank() || ucsLibrary == null || ucsLibrary.isBlank()) {
             throw new IllegalArgumentException("UCX library names are missing");
@@ -86,10 +92,10 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
         }
     }
 
-    /** Defaults: 1 MiB max payload, 5 s handshake steps, 4096 request slots, 128 send buffers, 50 us spin. */
+    /** Defaults: 1 MiB max payload, 5 s handshake steps, 4096 request slots, 128 send buffers, 100 us busy poll. */
     public static UcxTransportConfig of(int rank, int clusterSize, Endpoint listen, byte[] clusterSecret) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, DEFAULT_MAX_PAYLOAD,
-                Duration.ofSeconds(5), Duration.ofMillis(50), 4096, DEFAULT_INLINE_PAYLOAD, 128, DEFAULT_SPIN_NANOS, 0,
+                Duration.ofSeconds(5), Duration.ofMillis(50), 4096, DEFAULT_INLINE_PAYLOAD, 128, DEFAULT_BUSY_POLL_NANOS, 0,
                 Ucp.UCP_LIBRARY, Ucp.UCS_LIBRARY);
     }
 
@@ -105,33 +111,33 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
 
     public UcxTransportConfig withMaxPayload(int bytes) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, bytes, handshakeTimeout,
-                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, spinNanos, requestSpinNanos, ucpLibrary, ucsLibrary);
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, busyPollNanos, requestSpinNanos, ucpLibrary, ucsLibrary);
     }
 
     public UcxTransportConfig withInlinePayloadBytes(int bytes) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, handshakeTimeout,
-                connectRetryInterval, requestSlots, bytes, sendBuffers, spinNanos, requestSpinNanos, ucpLibrary, ucsLibrary);
+                connectRetryInterval, requestSlots, bytes, sendBuffers, busyPollNanos, requestSpinNanos, ucpLibrary, ucsLibrary);
     }
 
-    public UcxTransportConfig withSpinNanos(long nanos) {
+    public UcxTransportConfig withBusyPollNanos(long nanos) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, handshakeTimeout,
                 connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, nanos, requestSpinNanos, ucpLibrary, ucsLibrary);
     }
 
     public UcxTransportConfig withRequestSpinNanos(long nanos) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, handshakeTimeout,
-                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, spinNanos, nanos, ucpLibrary,
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, busyPollNanos, nanos, ucpLibrary,
                 ucsLibrary);
     }
 
     public UcxTransportConfig withHandshakeTimeout(Duration timeout) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, timeout,
-                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, spinNanos, requestSpinNanos, ucpLibrary, ucsLibrary);
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, busyPollNanos, requestSpinNanos, ucpLibrary, ucsLibrary);
     }
 
     public UcxTransportConfig withLibraries(String ucp, String ucs) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, handshakeTimeout,
-                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, spinNanos, requestSpinNanos, ucp, ucs);
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, busyPollNanos, requestSpinNanos, ucp, ucs);
     }
 
     @Override
@@ -141,7 +147,7 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
                 && maxPayload == o.maxPayload && handshakeTimeout.equals(o.handshakeTimeout)
                 && connectRetryInterval.equals(o.connectRetryInterval) && requestSlots == o.requestSlots
                 && inlinePayloadBytes == o.inlinePayloadBytes && sendBuffers == o.sendBuffers
-                && spinNanos == o.spinNanos && requestSpinNanos == o.requestSpinNanos && ucpLibrary.equals(o.ucpLibrary) && ucsLibrary.equals(o.ucsLibrary);
+                && busyPollNanos == o.busyPollNanos && requestSpinNanos == o.requestSpinNanos && ucpLibrary.equals(o.ucpLibrary) && ucsLibrary.equals(o.ucsLibrary);
     }
 
     @Override
@@ -154,7 +160,7 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
     public String toString() {
         return "UcxTransportConfig[rank=" + rank + ", clusterSize=" + clusterSize + ", listen=" + listen
                 + ", maxPayload=" + maxPayload + ", requestSlots=" + requestSlots + ", inlinePayloadBytes="
-                + inlinePayloadBytes + ", sendBuffers=" + sendBuffers + ", spinNanos=" + spinNanos
+                + inlinePayloadBytes + ", sendBuffers=" + sendBuffers + ", busyPollNanos=" + busyPollNanos
                 + ", ucpLibrary=" + ucpLibrary + "]";
     }
 }

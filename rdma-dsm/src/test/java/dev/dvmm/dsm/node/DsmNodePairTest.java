@@ -3,7 +3,7 @@ package dev.dvmm.dsm.node;
 import dev.dvmm.dsm.protocol.MessageType;
 import dev.dvmm.dsm.protocol.ProtocolConfig;
 import dev.dvmm.dsm.transport.OutboundMessage;
-import dev.dvmm.dsm.transport.TcpTransport;
+import dev.dvmm.dsm.transport.Transport;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import org.junit.jupiter.api.AfterEach;
@@ -25,7 +25,7 @@ class DsmNodePairTest {
     private LocalDsmCluster cluster;
     private final MemorySegment[] guest = new MemorySegment[2];
     private final DsmNode[] nodes = new DsmNode[2];
-    private final TcpTransport[] transports = new TcpTransport[2];
+    private final Transport[] transports = new Transport[2];
 
     @BeforeEach
     void setUp() throws Exception {
@@ -137,6 +137,46 @@ class DsmNodePairTest {
                 assertEquals(pages * PAGES / 2, sum[0], "node 1 read node 0's writes of round 2");
                 assertNull(polling.failure());
             }
+        });
+    }
+
+    @Test
+    void aNodeClosesCleanlyWhileItsPeerKeepsAskingForPages() {
+        assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
+            java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+            // Both nodes write page 2 in turn, so each write moves it; node 0 then closes while node 1's
+            // writer keeps asking for it (its last fault stays unanswered until node 1 closes too).
+            Thread peer = Thread.ofPlatform().daemon().start(() -> {
+                long i = 0;
+                while (!stop.get()) {
+                    dev.dvmm.dsm.NativeAccess.set(guest[1], 2 * 4096, i++);
+                }
+            });
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (nodes[1].stats().zeroFills() + nodes[1].stats().remoteFetches() == 0 && System.nanoTime() < deadline) {
+                Thread.sleep(1);
+            }
+            onThread(() -> {
+                for (int i = 0; i < 300; i++) {
+                    dev.dvmm.dsm.NativeAccess.set(guest[0], 2 * 4096 + 8, i);
+                }
+            });
+            DsmNode closing = nodes[0];
+            DsmNode other = nodes[1]; // closed here; the cluster's close closes them again (a no-op)
+            try {
+                closing.close();
+                Thread.sleep(100);
+            } finally {
+                stop.set(true);
+                // Closing node 1 releases its writer's unanswered fault; it must end before memory is unmapped.
+                other.close();
+                peer.join(20_000);
+            }
+            assertTrue(!peer.isAlive(), "node 1's writer never resumed");
+            assertNull(closing.failure(), "node 0 handled a message after it closed");
+            assertNull(other.failure(), "node 1 failed");
+            assertTrue(closing.stats().remoteFetches() + other.stats().remoteFetches() > 0,
+                    "the page moved between the nodes");
         });
     }
 

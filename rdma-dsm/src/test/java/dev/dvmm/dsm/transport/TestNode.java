@@ -30,6 +30,8 @@ final class TestNode implements MessageHandler, PeerListener {
     static final long BULK_SEED = 3;
     /** Any kind: the handler throws. */
     static final short THROW = 6;
+    /** One-way: the handler counts it while holding {@link #engineLock}. */
+    static final short LOCKED = 7;
     /** Type of echo replies. */
     static final short ECHO_REPLY = 101;
     static final long ECHO_XOR = 0x5A5A_5A5A_0F0F_0F0FL;
@@ -51,6 +53,10 @@ final class TestNode implements MessageHandler, PeerListener {
     /** Held requests as {peer, correlationId}. */
     final ConcurrentLinkedQueue<long[]> held = new ConcurrentLinkedQueue<>();
     final CountDownLatch gate = new CountDownLatch(1);
+    /** Stands for the DSM's engine lock: test threads send while they hold it, the LOCKED handler takes it. */
+    final Object engineLock = new Object();
+    /** LOCKED messages counted; guarded by engineLock. */
+    long lockedReceived;
     final CountDownLatch stalled = new CountDownLatch(1);
     final BlockingQueue<Integer> peersUp = new LinkedBlockingQueue<>();
     final BlockingQueue<Integer> peersDown = new LinkedBlockingQueue<>();
@@ -72,6 +78,11 @@ final class TestNode implements MessageHandler, PeerListener {
             case STALL -> stall();
             case BULK -> bulk(message);
             case THROW -> throw new IllegalStateException("test handler throws on purpose");
+            case LOCKED -> {
+                synchronized (engineLock) {
+                    lockedReceived++;
+                }
+            }
             default -> handlerFailures.incrementAndGet();
         }
     }

@@ -607,6 +607,45 @@ public abstract class TransportConformanceTest {
     }
 
     @Test
+    void aHandlerMayWaitForALockWhoseHolderIsSending() throws Exception {
+        // The DSM's pattern: its fault thread sends while it holds the engine lock, and the handler
+        // of incoming protocol messages takes that lock. Both nodes do both at once.
+        int count = 2000;
+        try (Cluster cluster = new Cluster(2)) {
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            Thread[] senders = new Thread[2];
+            for (int r = 0; r < 2; r++) {
+                final int me = r;
+                senders[r] = new Thread(() -> {
+                    OutboundMessage message = new OutboundMessage();
+                    try {
+                        for (int i = 0; i < count; i++) {
+                            synchronized (cluster.node(me).engineLock) {
+                                cluster.transport(me).send(1 - me, message.clear().type(TestNode.LOCKED).arg0(i));
+                            }
+                        }
+                    } catch (Throwable t) {
+                        failure.set(t);
+                    }
+                }, "locked-sender-" + r);
+                senders[r].start();
+            }
+            for (Thread sender : senders) {
+                join(sender);
+            }
+            assertEquals(null, failure.get());
+            for (int r = 0; r < 2; r++) {
+                TestNode node = cluster.node(r);
+                awaitTrue("node " + r + " handles every LOCKED message", () -> {
+                    synchronized (node.engineLock) {
+                        return node.lockedReceived == count;
+                    }
+                });
+            }
+        }
+    }
+
+    @Test
     void usageErrorsAreRefusedClearly() throws Exception {
         try (Cluster cluster = new Cluster(2)) {
             Transport transport = cluster.transport(0);
