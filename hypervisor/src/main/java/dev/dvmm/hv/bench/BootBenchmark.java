@@ -37,6 +37,9 @@ public final class BootBenchmark {
         }
     }
 
+    /** Far above a boot here (20-60 s even inside the lab); a boot that takes longer has hung. */
+    static final long BOOT_TIMEOUT_SECONDS = 600;
+
     private BootBenchmark() {}
 
     /**
@@ -105,6 +108,16 @@ public final class BootBenchmark {
         long t0 = System.nanoTime();
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         p.getOutputStream().close();
+        // A boot that hangs would block the read loop below forever: a watchdog ends it.
+        Thread watchdog = Thread.ofPlatform().daemon().name("boot-watchdog").start(() -> {
+            try {
+                if (!p.waitFor(BOOT_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+                    p.destroyForcibly();
+                }
+            } catch (InterruptedException e) {
+                p.destroyForcibly();
+            }
+        });
         long init = 0;
         StringBuilder out = new StringBuilder();
         try (BufferedReader in = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.ISO_8859_1))) {
@@ -118,10 +131,13 @@ public final class BootBenchmark {
                 }
             }
         }
-        if (!p.waitFor(15, TimeUnit.MINUTES) || init == 0 || p.exitValue() != 0) {
+        boolean ended = p.waitFor(BOOT_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+        watchdog.interrupt();
+        if (!ended || init == 0 || p.exitValue() != 0) {
             p.destroyForcibly();
-            String tail = out.length() > 2000 ? out.substring(out.length() - 2000) : out.toString();
-            throw new IllegalStateException(what + " did not reach init and power off; its last output:\n" + tail);
+            String tail = out.length() > 3000 ? out.substring(out.length() - 3000) : out.toString();
+            throw new IllegalStateException(what + " did not reach init and power off within " + BOOT_TIMEOUT_SECONDS
+                    + " s; its last output:\n" + tail);
         }
         return new Timed(new Times((init - t0) / 1e9, (System.nanoTime() - t0) / 1e9), out.toString());
     }
