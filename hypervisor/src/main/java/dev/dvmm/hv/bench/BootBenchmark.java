@@ -92,9 +92,9 @@ public final class BootBenchmark {
         cmd.addAll(java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments());
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.dvmm.hv.cli.Main", "run", "--lab", "never",
                 "--cpus", Integer.toString(cpus), "--memory", Long.toString(memory), "--kernel", kernel.toString(),
-                "--initrd", initrd.toString(), "--cmdline", cmdline, "--quiet-report", "0", "--exit-stats"));
+                "--initrd", initrd.toString(), "--cmdline", cmdline, "--quiet-report", "0"));
         Timed t = timed(cmd, "dvmm");
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("all vCPUs: ([0-9,]+) exits").matcher(t.output);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("guest ended \\([a-z ]+\\) after [0-9.]+ s, ([0-9,]+) exits").matcher(t.output);
         if (m.find()) {
             exits[0] = Long.parseLong(m.group(1).replace(",", ""));
         }

@@ -15,6 +15,17 @@ import picocli.CommandLine.Spec;
         subcommands = {BenchCommand.Exits.class, BenchCommand.Fault.class, BenchCommand.Transport.class,
             BenchCommand.Boot.class})
 final class BenchCommand implements Callable<Integer> {
+
+    /** Prints a benchmark's table, writes its JSON to {@code json} when given; exit status 0. */
+    static int report(PrintWriter out, String table, String jsonText, Path json) throws java.io.IOException {
+        out.print(table);
+        out.flush();
+        if (json != null) {
+            Files.writeString(json, jsonText);
+            out.println("wrote " + json);
+        }
+        return 0;
+    }
     @Spec
     CommandSpec spec;
 
@@ -45,13 +56,7 @@ final class BenchCommand implements Callable<Integer> {
             }
             PrintWriter out = spec.commandLine().getOut();
             ExitBenchmark.Result r = ExitBenchmark.run(exits, rounds, System.err);
-            out.print(r.toTable());
-            out.flush();
-            if (json != null) {
-                Files.writeString(json, r.toJson());
-                out.println("wrote " + json);
-            }
-            return 0;
+            return report(out, r.toTable(), r.toJson(), json);
         }
     }
 
@@ -99,13 +104,7 @@ final class BenchCommand implements Callable<Integer> {
             PrintWriter out = spec.commandLine().getOut();
             dev.dvmm.dsm.bench.FaultBenchmark.Result r = dev.dvmm.dsm.bench.FaultBenchmark.run(nodes, pages, holdMicros,
                     busyPollMicros, transport, System.err);
-            out.print(r.toTable());
-            out.flush();
-            if (json != null) {
-                Files.writeString(json, r.toJson());
-                out.println("wrote " + json);
-            }
-            return 0;
+            return report(out, r.toTable(), r.toJson(), json);
         }
     }
 
@@ -145,13 +144,7 @@ final class BenchCommand implements Callable<Integer> {
             PrintWriter out = spec.commandLine().getOut();
             dev.dvmm.dsm.bench.TransportComparison.Result r =
                     dev.dvmm.dsm.bench.TransportComparison.run(iterations, warmup, window, busyPollMicros, System.err);
-            out.print(r.toTable());
-            out.flush();
-            if (json != null) {
-                Files.writeString(json, r.toJson());
-                out.println("wrote " + json);
-            }
-            return 0;
+            return report(out, r.toTable(), r.toJson(), json);
         }
     }
 
@@ -231,14 +224,8 @@ final class BenchCommand implements Callable<Integer> {
                         out.println("dvmm: " + line);
                         out.flush();
                     });
-            out.print(r.toTable());
-            out.print(r.toJson());
-            out.flush();
-            if (json != null) {
-                Files.writeString(json, r.toJson());
-                out.println("wrote " + json);
-            }
-            return 0;
+            // The JSON goes to the console as well: from inside the lab that is how it reaches the host.
+            return report(out, r.toTable() + r.toJson(), r.toJson(), json);
         }
     }
 }

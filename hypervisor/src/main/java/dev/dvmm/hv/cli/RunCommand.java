@@ -132,8 +132,12 @@ final class RunCommand implements Callable<Integer> {
             System.out.flush();
             out.print(s.exitReport());
             PcPlatform.Ending how = s.platform().ending();
-            out.printf(Locale.ROOT, "dvmm: guest ended (%s) after %.1f s%n", how.name().toLowerCase(Locale.ROOT).replace('_', ' '),
-                    (System.nanoTime() - t0) / 1e9);
+            long exits = 0;
+            for (var r : s.machine().runners()) {
+                exits += r.exits();
+            }
+            out.printf(Locale.ROOT, "dvmm: guest ended (%s) after %.1f s, %,d exits%n",
+                    how.name().toLowerCase(Locale.ROOT).replace('_', ' '), (System.nanoTime() - t0) / 1e9, exits);
             String text = s.platform().consoleText();
             boolean failed = text.lines().anyMatch(l -> l.startsWith("DVMM-RESULT") && l.contains("check=fail"));
             boolean clean = how == PcPlatform.Ending.POWER_OFF || how == PcPlatform.Ending.HALT;
