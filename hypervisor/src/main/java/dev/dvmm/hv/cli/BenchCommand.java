@@ -199,7 +199,10 @@ final class BenchCommand implements Callable<Integer> {
                     }
                 }, true, java.nio.charset.StandardCharsets.UTF_8));
                 try {
-                    status = Main.run("lab", "--cpus", "1", "--memory", "3G", "--", "bench", "boot", "--cpus",
+                    // A lab VM that freezes (seen: the whole VM stopped, its watchdogs too) is ended from here.
+                    status = Main.run("lab", "--cpus", "1", "--memory", "3G", "--timeout",
+                            Long.toString(600 + rounds * 2L * dev.dvmm.hv.bench.BootBenchmark.BOOT_TIMEOUT_SECONDS / 2),
+                            "--", "bench", "boot", "--cpus",
                             Integer.toString(cpus), "--rounds", Integer.toString(rounds));
                 } finally {
                     System.setOut(original);

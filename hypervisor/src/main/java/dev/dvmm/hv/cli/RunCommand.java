@@ -185,7 +185,7 @@ final class RunCommand implements Callable<Integer> {
         out.flush();
         // One L1 CPU: with two, QEMU's multi-threaded TCG sometimes ran half-patched JIT code of the JVM
         // inside (SIGILL in a C1 method being re-entered); the guest's vCPUs share the one L1 CPU.
-        List<String> args = new ArrayList<>(List.of("lab", "--cpus", "1",
+        List<String> args = new ArrayList<>(List.of("lab", "--cpus", "1", "--timeout", Long.toString(timeoutSeconds + 300),
                 "--memory", Long.toString(Math.max(3L << 30, memory + (2L << 30)) >> 20) + "M", "--",
                 "run", "--lab", "never", "--cpus", Integer.toString(cpus), "--memory", Long.toString(memory),
                 "--programs", programs, "--timeout", Long.toString(timeoutSeconds), "--image", image));

@@ -209,6 +209,19 @@ public final class Lab {
         for (int i = 0; i < o.hosts(); i++) {
             peers.add(address(i));
         }
+        // /tmp and /run inside are fresh tmpfs: a checkout or working directory there (a CI clone in /tmp)
+        // is carried over from the host root so that the command can see it.
+        List<String> keep = new ArrayList<>();
+        for (Path p : new Path[] {o.repo(), o.cwd()}) {
+            if (p != null) {
+                String d = p.toAbsolutePath().normalize().toString();
+                boolean inside = keep.stream().anyMatch(k -> d.equals(k) || d.startsWith(k + "/"));
+                if ((d.startsWith("/tmp/") || d.startsWith("/run/")) && !inside && !d.contains(" ")) {
+                    keep.add(d);
+                }
+            }
+        }
+        env.put("DVMM_LAB_KEEP", String.join(" ", keep));
         env.put("DVMM_LAB", "1");
         env.put("DVMM_LAB_RANK", Integer.toString(rank));
         env.put("DVMM_LAB_HOSTS", Integer.toString(o.hosts()));

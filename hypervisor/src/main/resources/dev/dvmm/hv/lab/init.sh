@@ -69,9 +69,20 @@ stage1() {
     || fail "overlay mount of the host root failed"
   event root
 
-  # A clean runtime world: host's /run, /tmp and device nodes stay on the host.
+  # A clean runtime world: host's /run, /tmp and device nodes stay on the host, except the directories
+  # in DVMM_LAB_KEEP (a checkout under /tmp), which are set aside first and put back on top.
+  k=0
+  for d in $DVMM_LAB_KEEP; do
+    mkdir -p /keep/$k && mount --bind "/newroot$d" /keep/$k || fail "cannot keep $d"
+    k=$((k + 1))
+  done
   mount -t tmpfs -o mode=755 run /newroot/run
   mount -t tmpfs -o mode=1777 tmp /newroot/tmp
+  k=0
+  for d in $DVMM_LAB_KEEP; do
+    mkdir -p "/newroot$d" && mount --move /keep/$k "/newroot$d" || fail "cannot restore $d"
+    k=$((k + 1))
+  done
   mkdir -p /newroot/run/dvmm-lab /newroot$SHARE
   cp /bin/busybox /init /newroot/run/dvmm-lab/
   # Applet links made when the image was built, pointing at /run/dvmm-lab/busybox.

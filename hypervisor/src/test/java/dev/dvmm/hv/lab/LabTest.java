@@ -40,6 +40,18 @@ class LabTest {
     }
 
     @Test
+    void checkoutsUnderTmpAreKeptVisibleInsideTheOthersNot() {
+        Map<String, String> caller = Map.of();
+        assertEquals("", Lab.environment(options(1), 0, caller).get("DVMM_LAB_KEEP"), "/r and /work/x are on the root");
+        LabOptions ci = new LabOptions(1, 1, 1024, List.of("run"), null, null, Path.of("/tmp/c"), 0, false,
+                Path.of("/tmp/ci"), Path.of("/tmp/ci/tests"), "none", Map.of(), false);
+        assertEquals("/tmp/ci", Lab.environment(ci, 0, caller).get("DVMM_LAB_KEEP"), "the cwd inside the repo is kept with it");
+        LabOptions two = new LabOptions(1, 1, 1024, List.of("run"), null, null, Path.of("/tmp/c"), 0, false,
+                Path.of("/tmp/ci"), Path.of("/run/user/0/w"), "none", Map.of(), false);
+        assertEquals("/tmp/ci /run/user/0/w", Lab.environment(two, 0, caller).get("DVMM_LAB_KEEP"));
+    }
+
+    @Test
     void singleHostHasNoNetworkAddress() {
         Map<String, String> env = Lab.environment(options(1), 0, Map.of());
         assertEquals("", env.get("DVMM_LAB_ADDRESS"));
