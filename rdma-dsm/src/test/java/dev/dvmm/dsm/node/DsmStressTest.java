@@ -2,8 +2,6 @@ package dev.dvmm.dsm.node;
 
 import dev.dvmm.dsm.protocol.ProtocolConfig;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.lang.invoke.VarHandle;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
 
@@ -12,9 +10,12 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Several DSM nodes in one JVM hammering the same pages with atomic increments from JVM threads. */
+/**
+ * Several DSM nodes in one JVM hammering the same pages with atomic increments from JVM threads. The
+ * increments are native (libatomic's fetch-and-add): a Java-code access blocked on a fault could stall
+ * a HotSpot safepoint, and with it the DSM threads that are to resolve the fault.
+ */
 class DsmStressTest {
-    private static final VarHandle LONG = ValueLayout.JAVA_LONG.varHandle();
 
     @org.junit.jupiter.params.ParameterizedTest(name = "{0} nodes, {1} pages")
     @org.junit.jupiter.params.provider.CsvSource({"2, 1", "2, 2", "3, 1", "3, 3", "4, 1", "4, 4"})
@@ -26,6 +27,8 @@ class DsmStressTest {
 
     private void run(int n, int pagesUsed, int increments) throws Exception {
         dev.dvmm.dsm.UffdAvailable.assume();
+        org.junit.jupiter.api.Assumptions.assumeTrue(dev.dvmm.dsm.NativeAccess.atomicAvailable(),
+                "libatomic.so.1 (gcc's runtime, package libatomic1) is not installed");
         try (LocalDsmCluster cluster = new LocalDsmCluster(new ProtocolConfig(n, 16, 1, 0, 1024), null)) {
             assertTimeoutPreemptively(Duration.ofSeconds(180), () -> {
                 Thread[] th = new Thread[n];
@@ -42,7 +45,7 @@ class DsmStressTest {
                         }
                         for (int i = 0; i < increments; i++) {
                             long off = (1 + i % pagesUsed) * 4096L + 64;
-                            LONG.getAndAdd(g, off, 1L);
+                            dev.dvmm.dsm.NativeAccess.getAndAdd(g, off, 1L);
                         }
                     });
                 }
