@@ -12,11 +12,6 @@ import dev.dvmm.dsm.transport.Endpoint;
 import dev.dvmm.dsm.transport.OutboundMessage;
 import dev.dvmm.dsm.transport.PeerListener;
 import dev.dvmm.dsm.transport.ReplyBuffer;
-import dev.dvmm.dsm.transport.TcpTransport;
-import dev.dvmm.dsm.transport.TcpTransportConfig;
-import dev.dvmm.dsm.transport.UcxTransportConfig;
-import dev.dvmm.dsm.transport.UcxTransport;
-import dev.dvmm.dsm.transport.TransportException;
 import dev.dvmm.dsm.transport.Transport;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -322,15 +317,10 @@ public final class FaultBenchmark {
         return h;
     }
 
-    private static Transport open(String kind, int rank) throws TransportException {
-        return kind.equals("ucx") ? new UcxTransport(UcxTransportConfig.loopback(rank, 2, SECRET))
-                : new TcpTransport(TcpTransportConfig.loopback(rank, 2, SECRET));
-    }
-
     private static Histogram roundTrip(int n, String kind) throws Exception {
         Histogram h = histogram();
-        Transport a = open(kind, 0);
-        Transport b = open(kind, 1);
+        Transport a = Transport.loopback(kind, 0, 2, SECRET);
+        Transport b = Transport.loopback(kind, 1, 2, SECRET);
         try (Arena arena = Arena.ofShared(); a; b) {
             MemorySegment page = arena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
             OutboundMessage reply = new OutboundMessage().type((short) 2).payload(page, 0, (int) DsmPages.PAGE_SIZE);

@@ -6,11 +6,7 @@ import dev.dvmm.dsm.fault.DsmPages;
 import dev.dvmm.dsm.protocol.ProtocolConfig;
 import dev.dvmm.dsm.transport.Endpoint;
 import dev.dvmm.dsm.transport.PeerListener;
-import dev.dvmm.dsm.transport.TcpTransport;
-import dev.dvmm.dsm.transport.TcpTransportConfig;
 import dev.dvmm.dsm.transport.Transport;
-import dev.dvmm.dsm.transport.UcxTransport;
-import dev.dvmm.dsm.transport.UcxTransportConfig;
 import dev.dvmm.dsm.transport.TransportException;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
@@ -46,9 +42,6 @@ public final class LocalDsmCluster implements AutoCloseable {
     /** As above over loopback {@code transportKind}: "tcp" or "ucx". */
     public LocalDsmCluster(ProtocolConfig config, FaultTrace trace, long busyPollNanos, String transportKind)
             throws TransportException {
-        if (!transportKind.equals("tcp") && !transportKind.equals("ucx")) {
-            throw new IllegalArgumentException("unknown transport '" + transportKind + "': use tcp or ucx");
-        }
         size = config.nodeCount();
         memfd = new int[size];
         guest = new MemorySegment[size];
@@ -65,9 +58,7 @@ public final class LocalDsmCluster implements AutoCloseable {
                 Posix.check(px.ftruncate(memfd[r], length), "ftruncate");
                 guest[r] = px.mmapChecked(0, length, rw, PosixConstants.MAP_SHARED, memfd[r], 0, "guest mapping");
                 alias[r] = px.mmapChecked(0, length, rw, PosixConstants.MAP_SHARED, memfd[r], 0, "alias mapping");
-                transport[r] = transportKind.equals("ucx")
-                        ? new UcxTransport(UcxTransportConfig.loopback(r, size, SECRET))
-                        : new TcpTransport(TcpTransportConfig.loopback(r, size, SECRET));
+                transport[r] = Transport.loopback(transportKind, r, size, SECRET);
                 node[r] = new DsmNode(transport[r], config, memfd[r], guest[r], alias[r]);
                 node[r].setTrace(trace);
                 node[r].setBusyPoll(busyPollNanos);

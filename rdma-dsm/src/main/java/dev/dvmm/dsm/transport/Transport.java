@@ -148,4 +148,17 @@ public interface Transport extends AutoCloseable {
      */
     @Override
     void close();
+
+    /**
+     * A transport of an in-process cluster on 127.0.0.1 (tests, benchmarks): {@code kind} "tcp" or "ucx".
+     *
+     * @throws IllegalArgumentException for another kind
+     */
+    static Transport loopback(String kind, int rank, int size, byte[] secret) throws TransportException {
+        return switch (kind) {
+            case "tcp" -> new TcpTransport(TcpTransportConfig.loopback(rank, size, secret));
+            case "ucx" -> new UcxTransport(UcxTransportConfig.loopback(rank, size, secret));
+            default -> throw new IllegalArgumentException("unknown transport '" + kind + "': use tcp or ucx");
+        };
+    }
 }

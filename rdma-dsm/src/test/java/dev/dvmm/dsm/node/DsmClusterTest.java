@@ -5,20 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.dvmm.bindings.Posix;
-import dev.dvmm.bindings.abi.PosixConstants;
 import dev.dvmm.dsm.NativeAccess;
 import dev.dvmm.dsm.TestTransports;
 import dev.dvmm.dsm.UffdAvailable;
 import dev.dvmm.dsm.fault.DsmPages;
 import dev.dvmm.dsm.protocol.ProtocolConfig;
-import dev.dvmm.dsm.transport.Endpoint;
-import dev.dvmm.dsm.transport.PeerListener;
-import dev.dvmm.dsm.transport.Transport;
 import java.lang.foreign.MemorySegment;
-import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -40,35 +32,12 @@ class DsmClusterTest {
     void pagesHandedRoundTheNodesKeepExactCounts(String kind, int n) throws Exception {
         UffdAvailable.assume();
         TestTransports.assumeAvailable(kind);
-        byte[] secret = "cluster-test-secret-0123456789abc".getBytes();
-        Posix px = Posix.current();
-        long len = PAGES * DsmPages.PAGE_SIZE;
-        int rw = PosixConstants.PROT_READ | PosixConstants.PROT_WRITE;
-        MemorySegment[] guest = new MemorySegment[n];
-        MemorySegment[] alias = new MemorySegment[n];
-        int[] fds = new int[n];
-        Transport[] transports = new Transport[n];
-        DsmNode[] nodes = new DsmNode[n];
-        try {
+        try (LocalDsmCluster cluster = new LocalDsmCluster(new ProtocolConfig(n, PAGES, 1, 0, 1024), null, 0, kind)) {
+            MemorySegment[] guest = new MemorySegment[n];
+            DsmNode[] nodes = new DsmNode[n];
             for (int r = 0; r < n; r++) {
-                fds[r] = Posix.check(px.memfdCreate("cluster-" + r, PosixConstants.MFD_CLOEXEC), "memfd");
-                Posix.check(px.ftruncate(fds[r], len), "ftruncate");
-                guest[r] = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, fds[r], 0, "guest");
-                alias[r] = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, fds[r], 0, "alias");
-                transports[r] = TestTransports.loopback(kind, r, n, secret);
-                nodes[r] = new DsmNode(transports[r], new ProtocolConfig(n, PAGES, 1, 0, 1024), fds[r], guest[r],
-                        alias[r]);
-            }
-            List<Endpoint> cluster = new ArrayList<>();
-            for (Transport t : transports) {
-                cluster.add(t.localEndpoint());
-            }
-            for (int r = 0; r < n; r++) {
-                transports[r].start(cluster, nodes[r]::onMessage, PeerListener.NONE);
-            }
-            for (int r = 0; r < n; r++) {
-                transports[r].awaitConnected(Duration.ofSeconds(20));
-                nodes[r].start();
+                guest[r] = cluster.guest(r);
+                nodes[r] = cluster.node(r);
             }
             // Word 0 of page 0 is the turn; node r works when turn % n == r.
             Thread[] workers = new Thread[n];
@@ -117,20 +86,8 @@ class DsmClusterTest {
                 assertTrue(node.stats().remoteFetches() >= (long) ROUNDS * (PAGES - 1),
                         "node " + node.rank() + " fetched the pages it took turns on");
             }
-        } finally {
             for (int r = 0; r < n; r++) {
-                if (nodes[r] != null) {
-                    assertNull(nodes[r].failure(), "node " + r + " failed");
-                    nodes[r].close();
-                }
-                if (transports[r] != null) {
-                    transports[r].close();
-                }
-                if (guest[r] != null) {
-                    px.munmap(guest[r]);
-                    px.munmap(alias[r]);
-                    px.close(fds[r]);
-                }
+                assertNull(nodes[r].failure(), "node " + r + " failed");
             }
         }
     }
