@@ -2,7 +2,6 @@ package dev.dvmm.hv.cli;
 
 import dev.dvmm.boot.BootException;
 import dev.dvmm.boot.image.GuestInitramfs;
-import dev.dvmm.hv.lab.DebianKernel;
 import dev.dvmm.hv.lab.HostMode;
 import dev.dvmm.hv.lab.LabException;
 import dev.dvmm.hv.lab.LabImage;
@@ -38,14 +37,12 @@ final class ImageCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
-        if (!image.equals("default") && !image.equals("debian")) {
-            throw new UserError("--image must be default or debian, got '" + image + "'");
-        }
+        RunCommand.checkImage(image);
         long t0 = System.nanoTime();
         Path kernel;
         Path initramfs;
         try {
-            kernel = image.equals("debian") ? DebianKernel.vmlinuz(RunCommand.cacheRoot()) : RunCommand.prepareDefaultImage(out);
+            kernel = RunCommand.imageKernel(image, out);
             initramfs = GuestInitramfs.build(RunCommand.cacheRoot());
         } catch (IOException | BootException | LabException e) {
             throw new UserError("preparing the " + image + " image failed: " + e.getMessage());

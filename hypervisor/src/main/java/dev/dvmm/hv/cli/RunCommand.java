@@ -93,12 +93,9 @@ final class RunCommand implements Callable<Integer> {
         KernelFile initrdFile = null;
         KernelCommandLine cmdline = new KernelCommandLine().add("console", "ttyS0").add("earlyprintk", "serial")
                 .add("panic", -1).add("no_timer_check").add("tsc=reliable");
-        if (!image.equals("default") && !image.equals("debian")) {
-            throw new UserError("--image must be default or debian, got '" + image + "'");
-        }
+        checkImage(image);
         if (kernel == null) {
-            Path k = image.equals("debian") ? dev.dvmm.hv.lab.DebianKernel.vmlinuz(cacheRoot())
-                    : defaultKernel(out).resolve("bzImage");
+            Path k = imageKernel(image, out);
             bootedKernel = k;
             kernelFile = KernelFile.open(k);
             initrdFile = KernelFile.open(GuestInitramfs.build(cacheRoot()));
@@ -155,6 +152,19 @@ final class RunCommand implements Callable<Integer> {
         return env != null ? Path.of(env, "images") : Path.of(System.getProperty("user.home"), ".cache", "dvmm", "images");
     }
 
+    /** A one-line error unless {@code image} names an image: "default" or "debian". */
+    static void checkImage(String image) {
+        if (!image.equals("default") && !image.equals("debian")) {
+            throw new UserError("--image must be default or debian, got '" + image + "'");
+        }
+    }
+
+    /** The kernel of {@code image}: the default one built on first use, Debian's fetched on first use. */
+    static Path imageKernel(String image, PrintWriter out) throws IOException, InterruptedException {
+        checkImage(image);
+        return image.equals("debian") ? dev.dvmm.hv.lab.DebianKernel.vmlinuz(cacheRoot()) : prepareDefaultImage(out);
+    }
+
     /** The default image's bzImage (built on first use). */
     static Path prepareDefaultImage(PrintWriter out) throws IOException, InterruptedException {
         return defaultKernel(out).resolve("bzImage");
@@ -208,11 +218,7 @@ final class RunCommand implements Callable<Integer> {
         if (kernel == null) {
             // Build or fetch the image on the host (fast) rather than inside the emulated VM.
             try {
-                if (image.equals("debian")) {
-                    dev.dvmm.hv.lab.DebianKernel.vmlinuz(cacheRoot());
-                } else {
-                    defaultKernel(out);
-                }
+                imageKernel(image, out);
                 GuestInitramfs.build(cacheRoot());
             } catch (IOException | InterruptedException | BootException | dev.dvmm.hv.lab.LabException e) {
                 throw new UserError("preparing the default image failed: " + e.getMessage());

@@ -1,10 +1,12 @@
 package dev.dvmm.hv.vcpu;
 
+import dev.dvmm.bindings.Posix;
 import dev.dvmm.bindings.abi.KvmRegs;
 import dev.dvmm.bindings.abi.KvmSegment;
 import dev.dvmm.bindings.abi.KvmSregs;
 import dev.dvmm.hv.vstate.GuestMemory;
 import dev.dvmm.hv.vstate.Vcpu;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
@@ -43,18 +45,40 @@ public final class VcpuDump {
 
     /** Up to 16 instruction bytes at a guest-virtual address, hex. */
     public static String codeBytes(Vcpu vcpu, GuestMemory memory, long gva) {
-        long gpa = vcpu.translate(gva);
-        if (gpa < 0) {
+        byte[] code = new byte[16];
+        int n = readCode(vcpu, memory, gva, code);
+        if (n < 0) {
             return "(0x" + Long.toHexString(gva) + " is not mapped)";
         }
         StringBuilder b = new StringBuilder();
-        for (int i = 0; i < 16; i++) {
-            long off = memory.offsetOf(gpa + i);
-            if (off < 0) {
-                break;
-            }
-            b.append(String.format("%02x ", memory.guestMapping().get(ValueLayout.JAVA_BYTE, off)));
+        for (int i = 0; i < n; i++) {
+            b.append(String.format("%02x ", code[i]));
         }
         return b.toString().strip();
+    }
+
+    /**
+     * Reads up to {@code into.length} bytes at guest-virtual {@code gva} through the vCPU's page tables;
+     * returns how many were in RAM, or -1 when {@code gva} is not mapped. Native copies: on DSM-backed
+     * memory the read may fault, and a fault inside Java code can stall a HotSpot safepoint.
+     */
+    static int readCode(Vcpu vcpu, GuestMemory memory, long gva, byte[] into) {
+        long gpa = vcpu.translate(gva);
+        if (gpa < 0) {
+            return -1;
+        }
+        int n = 0;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment one = a.allocate(1);
+            for (; n < into.length; n++) {
+                long off = memory.offsetOf(gpa + n);
+                if (off < 0) {
+                    break;
+                }
+                Posix.copyNative(memory.guestMapping(), off, one, 0, 1);
+                into[n] = one.get(ValueLayout.JAVA_BYTE, 0);
+            }
+        }
+        return n;
     }
 }

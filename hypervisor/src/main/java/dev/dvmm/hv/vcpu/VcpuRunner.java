@@ -278,16 +278,8 @@ public final class VcpuRunner implements Runnable {
 
     /** The byte at the guest's RIP, or -1 when it cannot be read. */
     private int firstCodeByte() {
-        long rip = KvmRegs.rip(vcpu.getRegs());
-        long gpa = vcpu.translate(rip);
-        if (gpa < 0 || gpa >= memory.size()) {
-            return -1;
-        }
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment b = a.allocate(1);
-            dev.dvmm.bindings.Posix.copyNative(memory.aliasMapping(), gpa, b, 0, 1);
-            return Byte.toUnsignedInt(b.get(ValueLayout.JAVA_BYTE, 0));
-        }
+        byte[] one = new byte[1];
+        return VcpuDump.readCode(vcpu, memory, KvmRegs.rip(vcpu.getRegs()), one) == 1 ? Byte.toUnsignedInt(one[0]) : -1;
     }
 
     private static String internalError(MemorySegment run) {
