@@ -1,5 +1,6 @@
 package dev.dvmm.dsm.transport;
 
+import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.List;
 
@@ -134,6 +135,40 @@ public interface Transport extends AutoCloseable {
      * busy-poll at the next check. Allocates nothing. Transports that cannot busy-poll ignore it (the default).
      */
     default void busyPollUntil(long deadlineNanos, PollWork work) {
+    }
+
+    /**
+     * Offers {@code region} to peers for one-sided reads ({@link #readRemote}): registered with the fabric here, its
+     * key and base address travel to each peer during connection setup, so call it before {@link #start}, at most
+     * once. The region must stay mapped until {@link #close}. Peers read whatever the region holds at the moment the
+     * read executes, without this node's code running; over RDMA a registration must therefore follow the mapping
+     * (on-demand paging), never pin pages that the owner may later punch out. Transports without one-sided reads
+     * (the default) throw {@code UNSUPPORTED}.
+     */
+    default void exposeMemory(MemorySegment region) throws TransportException {
+        throw new TransportException(TransportException.Reason.UNSUPPORTED, -1,
+                getClass().getSimpleName() + " has no one-sided reads");
+    }
+
+    /**
+     * Whether {@link #readRemote} from {@code peer} can be used: this transport does one-sided reads, is configured
+     * to, and {@code peer} exposed memory. Known once the peer is connected; false for a peer that is not.
+     */
+    default boolean canReadRemote(int peer) {
+        return false;
+    }
+
+    /**
+     * Starts a one-sided read of {@code dst.byteSize()} bytes at {@code offset} in the memory {@code peer} exposed,
+     * into {@code dst} (native memory that must stay valid until completion). {@code handler} is called exactly once
+     * with {@code token}, on the receive thread and never inside the fabric library's own callbacks (it may take
+     * locks that a sender holds). Throws, without calling the handler, if the read cannot be started ({@code
+     * UNSUPPORTED}, out-of-range {@code offset}, peer down, closed). Allocates nothing when it succeeds.
+     */
+    default void readRemote(int peer, long offset, MemorySegment dst, RemoteReadHandler handler, long token)
+            throws TransportException {
+        throw new TransportException(TransportException.Reason.UNSUPPORTED, peer,
+                getClass().getSimpleName() + " has no one-sided reads");
     }
 
     /** Answers {@code request} (convenience for {@code reply(request.peer(), request.correlationId(), message)}). */

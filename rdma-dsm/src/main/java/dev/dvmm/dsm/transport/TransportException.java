@@ -22,7 +22,9 @@ public final class TransportException extends Exception {
         /** A reply payload does not fit the caller's reply buffer. */
         PAYLOAD_TOO_LARGE,
         /** The waiting thread was interrupted; its request was abandoned. */
-        INTERRUPTED
+        INTERRUPTED,
+        /** The transport cannot do this (e.g. one-sided reads over TCP, or the peer exposed no memory). */
+        UNSUPPORTED
     }
 
     private final Reason reason;
