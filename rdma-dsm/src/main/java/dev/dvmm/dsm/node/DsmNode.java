@@ -12,8 +12,10 @@ import dev.dvmm.dsm.protocol.ProtocolEngine;
 import dev.dvmm.dsm.protocol.ProtocolException;
 import dev.dvmm.dsm.transport.InboundMessage;
 import dev.dvmm.dsm.transport.OutboundMessage;
+import dev.dvmm.dsm.transport.RemoteReadHandler;
 import dev.dvmm.dsm.transport.Transport;
 import dev.dvmm.dsm.transport.TransportException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.concurrent.locks.LockSupport;
@@ -87,10 +89,30 @@ public final class DsmNode implements AutoCloseable {
     private MemorySegment currentPayload;
     private long currentPayloadOffset;
 
+    // One-sided reads (config.oneSidedReads()): a 4 KiB landing buffer per read in flight, reused; grows if needed.
+    // Freed by the GC, not by close: the transport (closed after this node) may still write into a buffer until it
+    // fails the read, and it holds this node's handler, hence the buffers, until then.
+    private final Arena readArena = Arena.ofAuto();
+    private MemorySegment[] readBuffers = new MemorySegment[0];
+    private int[] freeReadBuffers = new int[0];
+    private int freeReadCount;
+    // The buffer of the read being installed (only valid inside onRemoteRead, under the lock).
+    private MemorySegment currentRead;
+    private final RemoteReadHandler readDone = this::onRemoteRead;
+
     public DsmNode(Transport transport, ProtocolConfig config, int memfd, MemorySegment guest, MemorySegment alias) {
         if (guest.byteSize() / DsmPages.PAGE_SIZE != config.pageCount()) {
             throw new IllegalArgumentException("protocol page count " + config.pageCount() + " does not match "
                     + guest.byteSize() / DsmPages.PAGE_SIZE + " pages of guest memory");
+        }
+        if (config.oneSidedReads()) {
+            try {
+                // Before the transport starts: the key to this memory travels with the connection set-up.
+                transport.exposeMemory(alias);
+            } catch (TransportException e) {
+                throw new IllegalArgumentException("one-sided reads are on, but " + e.getMessage(), e);
+            }
+            growReadBuffers(64);
         }
         this.rank = transport.rank();
         this.transport = transport;
@@ -141,8 +163,19 @@ public final class DsmNode implements AutoCloseable {
     /** Records the steps of the fault path into {@code t} (null: off); call before {@link #start}. */
     public void setTrace(FaultTrace t) { this.trace = t; }
 
-    /** Starts serving faults; call after the transport is started with {@link #onMessage} as its handler. */
+    /**
+     * Starts serving faults; call after the transport is started with {@link #onMessage} as its handler and every
+     * peer is connected (with one-sided reads on, each peer must have exposed its memory: checked here).
+     */
     public void start() {
+        if (engine.config().oneSidedReads()) {
+            for (int peer = 0; peer < engine.config().nodeCount(); peer++) {
+                if (peer != rank && !transport.canReadRemote(peer)) {
+                    throw new IllegalStateException("node " + rank + ": one-sided reads are on, but node " + peer
+                            + " exposed no memory to read (or is not connected)");
+                }
+            }
+        }
         reader.start();
         timer.start();
     }
@@ -271,6 +304,43 @@ public final class DsmNode implements AutoCloseable {
         }
     }
 
+    /** A one-sided read finished (transport's receive thread): install the page, end the transaction. */
+    private void onRemoteRead(int peer, long token, TransportException failure) {
+        int page = (int) token;
+        int buffer = (int) (token >>> 32);
+        synchronized (lock) {
+            freeReadBuffers[freeReadCount++] = buffer;
+            if (closed) {
+                return;
+            }
+            if (failure != null) {
+                fail(new IllegalStateException("node " + rank + ": one-sided read of page " + page + " from node "
+                        + peer + " failed: " + failure.getMessage(), failure));
+                return;
+            }
+            currentRead = readBuffers[buffer];
+            try {
+                engine.onRemoteReadDone(page, System.nanoTime());
+                thawFrozen();
+            } catch (RuntimeException e) {
+                fail(e);
+            } finally {
+                currentRead = null;
+                installedPage = -1;
+            }
+        }
+    }
+
+    private void growReadBuffers(int count) {
+        int old = readBuffers.length;
+        readBuffers = Arrays.copyOf(readBuffers, count);
+        freeReadBuffers = Arrays.copyOf(freeReadBuffers, count);
+        for (int i = old; i < count; i++) {
+            readBuffers[i] = readArena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
+            freeReadBuffers[freeReadCount++] = i;
+        }
+    }
+
     /** Whether the engine deferred a yield since the last check (the timer may have to wake earlier); under the lock. */
     private boolean newDeferral() {
         long d = engine.deferrals();
@@ -387,6 +457,31 @@ public final class DsmNode implements AutoCloseable {
         public void installFromMessage(int page, boolean writable) {
             stats.remoteFetches++;
             pages.install(page, currentPayload, currentPayloadOffset, writable);
+            installed(page);
+        }
+
+        @Override
+        public void readRemote(int page, int source) {
+            if (freeReadCount == 0) {
+                growReadBuffers(readBuffers.length * 2);
+            }
+            int buffer = freeReadBuffers[--freeReadCount];
+            try {
+                transport.readRemote(source, (long) page << DsmPages.PAGE_SHIFT, readBuffers[buffer], readDone,
+                        (long) buffer << 32 | page);
+            } catch (TransportException e) {
+                freeReadBuffers[freeReadCount++] = buffer;
+                throw new IllegalStateException("node " + rank + ": cannot read page " + page + " from node " + source
+                        + ": " + e.getMessage(), e);
+            }
+        }
+
+        @Override
+        public void installFromRemoteRead(int page) {
+            stats.remoteFetches++;
+            stats.oneSidedReads++;
+            stats.bytesReceived += DsmPages.PAGE_SIZE;
+            pages.install(page, currentRead, 0, false);
             installed(page);
         }
 

@@ -26,12 +26,18 @@ public final class MessageType {
     public static final int DATA_WRITE = 11;
     /** Requester to home: data installed, the transaction is over. */
     public static final int DONE = 12;
+    /**
+     * Home to requester: read the page (this version) straight from the memory of the node named in the requester
+     * field, which holds a clean copy, then send DONE. Only with one-sided reads.
+     */
+    public static final int GRANT_READ_REMOTE = 13;
 
-    static final int MAX = DONE;
+    static final int MAX = GRANT_READ_REMOTE;
 
     private static final String[] NAMES = {
         "?", "READ_REQUEST", "WRITE_REQUEST", "INVALIDATE", "INVALIDATE_ACK", "FORWARD_READ", "FORWARD_WRITE",
-        "GRANT_READ_ZERO", "GRANT_WRITE_ZERO", "GRANT_UPGRADE", "DATA_READ", "DATA_WRITE", "DONE"
+        "GRANT_READ_ZERO", "GRANT_WRITE_ZERO", "GRANT_UPGRADE", "DATA_READ", "DATA_WRITE", "DONE",
+        "GRANT_READ_REMOTE"
     };
 
     private MessageType() {

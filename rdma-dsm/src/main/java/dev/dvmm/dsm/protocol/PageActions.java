@@ -11,6 +11,15 @@ public interface PageActions {
     /** Map the 4 KiB carried by the message being handled right now; read-only unless {@code writable}. */
     void installFromMessage(int page, boolean writable);
 
+    /**
+     * Start a one-sided read of {@code page} from {@code source}'s memory (which holds a clean copy until this node's
+     * DONE); when it has finished, the runtime calls {@link ProtocolEngine#onRemoteReadDone}. Must not wait for it.
+     */
+    void readRemote(int page, int source);
+
+    /** Map the 4 KiB that the finished one-sided read of {@code page} fetched, read-only. */
+    void installFromRemoteRead(int page);
+
     /** A read-only copy becomes writable (clear write protection). */
     void makeWritable(int page);
 

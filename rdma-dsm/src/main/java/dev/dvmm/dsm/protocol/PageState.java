@@ -14,9 +14,11 @@ public final class PageState {
     public static final byte WRITE_PENDING = 4;
     /** Read-only copy, write request (upgrade) outstanding. */
     public static final byte UPGRADE_PENDING = 5;
+    /** No copy, read granted: a one-sided read of the page from another node's memory is in flight. */
+    public static final byte READ_FETCHING = 6;
 
     private static final String[] NAMES = {
-        "INVALID", "SHARED", "MODIFIED", "READ_PENDING", "WRITE_PENDING", "UPGRADE_PENDING"
+        "INVALID", "SHARED", "MODIFIED", "READ_PENDING", "WRITE_PENDING", "UPGRADE_PENDING", "READ_FETCHING"
     };
 
     private PageState() {

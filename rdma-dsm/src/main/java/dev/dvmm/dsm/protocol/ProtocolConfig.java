@@ -8,8 +8,12 @@ package dev.dvmm.dsm.protocol;
  * @param stripePages          consecutive pages homed on the same node; home of page p is (p / stripePages) mod nodeCount
  * @param holdNanos            minimum time an acquired page is kept before it is yielded; 0 disables the guard
  * @param requestQueueCapacity requests a home can hold queued behind busy pages, over all its pages
+ * @param oneSidedReads        a home that holds no copy of a clean page lets the requester read it from the owner's
+ *                             memory (GRANT_READ_REMOTE) instead of asking the owner to send it: the owner's CPU does
+ *                             nothing. Only for transports with one-sided reads (RDMA).
  */
-public record ProtocolConfig(int nodeCount, int pageCount, int stripePages, long holdNanos, int requestQueueCapacity) {
+public record ProtocolConfig(int nodeCount, int pageCount, int stripePages, long holdNanos, int requestQueueCapacity,
+                             boolean oneSidedReads) {
     public static final int MAX_NODES = 64;
 
     public ProtocolConfig {
@@ -28,6 +32,15 @@ public record ProtocolConfig(int nodeCount, int pageCount, int stripePages, long
         if (requestQueueCapacity < 1) {
             throw new ProtocolException("request queue capacity " + requestQueueCapacity + " must be at least 1");
         }
+    }
+
+    /** Without one-sided reads. */
+    public ProtocolConfig(int nodeCount, int pageCount, int stripePages, long holdNanos, int requestQueueCapacity) {
+        this(nodeCount, pageCount, stripePages, holdNanos, requestQueueCapacity, false);
+    }
+
+    public ProtocolConfig withOneSidedReads(boolean on) {
+        return new ProtocolConfig(nodeCount, pageCount, stripePages, holdNanos, requestQueueCapacity, on);
     }
 
     /** The node that keeps the directory entry of {@code page}. */

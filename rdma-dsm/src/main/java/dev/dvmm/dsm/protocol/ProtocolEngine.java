@@ -19,6 +19,8 @@ public final class ProtocolEngine {
     static final int MUTATE_SKIP_DOWNGRADE = 2;
     /** Test-only fault injection: the home serves a read of a shared, already written page as a zero page. */
     static final int MUTATE_STALE_ZERO_FILL = 4;
+    /** Test-only fault injection: a requester sends DONE when it starts a one-sided read, not when it has finished. */
+    static final int MUTATE_DONE_BEFORE_READ = 8;
 
     private static final byte IDLE = 0;
     private static final byte AWAIT_ACKS = 1;
@@ -229,6 +231,34 @@ public final class ProtocolEngine {
         }
     }
 
+    /**
+     * The one-sided read of {@code page} started by {@link PageActions#readRemote} has finished: install it, wake the
+     * faulters, end the transaction. Throws {@link ProtocolException}, changing nothing, if no read was in flight.
+     */
+    public void onRemoteReadDone(int page, long nowNanos) {
+        if (page < 0 || page >= pages) {
+            throw new ProtocolException("node " + self + ": one-sided read done for page " + page
+                + " out of range 0.." + (pages - 1));
+        }
+        if (local[page] != PageState.READ_FETCHING) {
+            throw new ProtocolException("node " + self + ": one-sided read done for page " + page + " in local state "
+                + PageState.name(local[page]));
+        }
+        try {
+            int version = localVersion[page];
+            actions.installFromRemoteRead(page);
+            acquire(page, PageState.SHARED, version, nowNanos);
+            actions.faultResolved(page);
+            if ((mutations & MUTATE_DONE_BEFORE_READ) == 0) {
+                send(config.homeOf(page), MessageType.DONE, page, self, version);
+            }
+            drainLoopback(nowNanos);
+        } catch (RuntimeException e) {
+            loopSize = 0;
+            throw e;
+        }
+    }
+
     /** Retries every deferred yield whose hold time has passed at {@code nowNanos}. */
     public void onTimer(long nowNanos) {
         int page = deferredHead;
@@ -285,6 +315,7 @@ public final class ProtocolEngine {
                 holderRequest(src, type, page, requester, version, now);
             case MessageType.GRANT_READ_ZERO, MessageType.GRANT_WRITE_ZERO, MessageType.GRANT_UPGRADE ->
                 grant(src, type, page, requester, version, now);
+            case MessageType.GRANT_READ_REMOTE -> grantRemoteRead(src, page, requester, version);
             case MessageType.DATA_READ, MessageType.DATA_WRITE -> data(src, type, page, requester, version, now);
             default -> throw reject(src, type, page, "unknown type");
         }
@@ -407,6 +438,11 @@ public final class ProtocolEngine {
                 // The home's own read-only copy is current: it answers at once (two hops, not three, and no DONE).
                 finish(slot);
                 sendWithPage(requester, MessageType.DATA_READ, page, version);
+            } else if (config.oneSidedReads() && !dirModified[slot] && dirOwner[slot] != self) {
+                // The owner's clean copy stays put until the requester's DONE (this transaction blocks any change):
+                // the requester reads it from the owner's memory, the owner's CPU takes no part.
+                phase[slot] = AWAIT_DONE;
+                send(requester, MessageType.GRANT_READ_REMOTE, page, dirOwner[slot], version);
             } else {
                 dirModified[slot] = false;
                 phase[slot] = AWAIT_DONE;
@@ -642,6 +678,30 @@ public final class ProtocolEngine {
             }
         }
         actions.faultResolved(page);
+    }
+
+    /** GRANT_READ_REMOTE: its requester field names the node to read from. */
+    private void grantRemoteRead(int src, int page, int source, int version) {
+        int type = MessageType.GRANT_READ_REMOTE;
+        requireFromHome(src, type, page);
+        if (!config.oneSidedReads()) {
+            throw reject(src, type, page, "but one-sided reads are off on this node");
+        }
+        if (local[page] != PageState.READ_PENDING) {
+            throw reject(src, type, page, "is impossible in local state " + PageState.name(local[page]));
+        }
+        if (source == self) {
+            throw reject(src, type, page, "names this node as the one to read from");
+        }
+        if (version == 0) {
+            throw reject(src, type, page, "grants version 0, which only zero pages have");
+        }
+        local[page] = PageState.READ_FETCHING;
+        localVersion[page] = version;
+        if ((mutations & MUTATE_DONE_BEFORE_READ) != 0) {
+            send(config.homeOf(page), MessageType.DONE, page, self, version);
+        }
+        actions.readRemote(page, source);
     }
 
     private void data(int src, int type, int page, int requester, int version, long now) {

@@ -24,9 +24,14 @@ final class CoherenceModel {
     static final int KIND_RETRY_OP = 2;
     static final int KIND_DELIVER = 3;
     static final int KIND_TIMER = 4;
+    static final int KIND_READ_DONE = 5;
 
     /** Which configuration to explore. */
-    record Spec(int nodes, int pages, int opsPerNode, long holdNanos, int mutations) {
+    record Spec(int nodes, int pages, int opsPerNode, long holdNanos, int mutations, boolean oneSidedReads) {
+        Spec(int nodes, int pages, int opsPerNode, long holdNanos, int mutations) {
+            this(nodes, pages, opsPerNode, holdNanos, mutations, false);
+        }
+
         Spec {
             if (pages > 255 || nodes > 15 || opsPerNode > 15) {
                 throw new IllegalArgumentException("model bounds exceeded: " + this);
@@ -36,7 +41,8 @@ final class CoherenceModel {
         @Override
         public String toString() {
             return nodes + " nodes x " + pages + " pages, " + opsPerNode + " ops/node, hold "
-                + (holdNanos > 0 ? "on" : "off") + (mutations != 0 ? ", mutation " + mutations : "");
+                + (holdNanos > 0 ? "on" : "off") + (oneSidedReads ? ", one-sided reads" : "")
+                + (mutations != 0 ? ", mutation " + mutations : "");
         }
     }
 
@@ -54,6 +60,8 @@ final class CoherenceModel {
     final boolean[] blocked;
     final long[][] channel;
     final int[] channelSize;
+    /** One-sided reads in flight: the node read from, per reading node and page, or -1. */
+    final int[][] readSource;
 
     private final StateWriter writer = new StateWriter();
     private final int[] versionShift;
@@ -69,7 +77,7 @@ final class CoherenceModel {
         nodes = spec.nodes();
         pages = spec.pages();
         // Stripe 1: consecutive pages have different homes, so multi-page configurations use several homes.
-        config = new ProtocolConfig(nodes, pages, 1, spec.holdNanos(), nodes * pages);
+        config = new ProtocolConfig(nodes, pages, 1, spec.holdNanos(), nodes * pages, spec.oneSidedReads());
         engines = new ProtocolEngine[nodes];
         for (int n = 0; n < nodes; n++) {
             NodePort port = new NodePort(n);
@@ -84,6 +92,7 @@ final class CoherenceModel {
         blocked = new boolean[nodes];
         channel = new long[nodes * nodes][8];
         channelSize = new int[nodes * nodes];
+        readSource = new int[nodes][pages];
         versionShift = new int[pages];
     }
 
@@ -103,6 +112,7 @@ final class CoherenceModel {
         for (int n = 0; n < nodes; n++) {
             Arrays.fill(rights[n], NONE);
             Arrays.fill(value[n], -1);
+            Arrays.fill(readSource[n], -1);
             opsDone[n] = 0;
             curPage[n] = -1;
             curWrite[n] = false;
@@ -126,6 +136,7 @@ final class CoherenceModel {
             for (int p = 0; p < pages; p++) {
                 rights[n][p] = (byte) reader.readInt();
                 value[n][p] = reader.readInt();
+                readSource[n][p] = reader.readInt();
             }
             opsDone[n] = reader.readInt();
             curPage[n] = reader.readInt();
@@ -166,6 +177,7 @@ final class CoherenceModel {
             for (int p = 0; p < pages; p++) {
                 writer.writeInt(rights[n][p]);
                 writer.writeInt(value[n][p]);
+                writer.writeInt(readSource[n][p]);
             }
             writer.writeInt(opsDone[n]);
             writer.writeInt(curPage[n]);
@@ -245,13 +257,16 @@ final class CoherenceModel {
                 if (engines[n].deferredType(p) != 0) {
                     out[count++] = code(KIND_TIMER, n, p, 0, 0);
                 }
+                if (readSource[n][p] >= 0) {
+                    out[count++] = code(KIND_READ_DONE, n, p, 0, 0);
+                }
             }
         }
         return count;
     }
 
     int maxTransitions() {
-        return nodes * pages * 2 + nodes * nodes + nodes * pages + 4;
+        return nodes * pages * 2 + nodes * nodes + 2 * nodes * pages + 4;
     }
 
     /**
@@ -278,6 +293,7 @@ final class CoherenceModel {
                         fail("timer for deferred page " + page + " at n" + a + " did nothing");
                     }
                 }
+                case KIND_READ_DONE -> readDone(a, argB(code), now);
                 default -> throw new IllegalArgumentException("bad transition code " + code);
             }
         } catch (ProtocolException | IllegalStateException e) {
@@ -320,6 +336,23 @@ final class CoherenceModel {
         deliveringValue = msgValue(m);
         note("deliver n" + src + "->n" + dst + " " + describe(m) + (now > 0 ? " (hold passed)" : ""));
         engines[dst].onMessage(src, msgType(m), msgPage(m), msgRequester(m), msgVersion(m), now);
+        deliveringValue = -1;
+    }
+
+    /**
+     * A one-sided read completes: it fetches what the source's memory holds now. Any moment between start and
+     * completion is a possible completion time here, and {@link #checkInvariants} checks the source in every state
+     * in between, so a torn read of a changing page would be caught too.
+     */
+    private void readDone(int n, int p, long now) {
+        int source = readSource[n][p];
+        readSource[n][p] = -1;
+        if (rights[source][p] == NONE) {
+            fail("one-sided read: n" + n + " read p" + p + " from n" + source + ", which holds no copy");
+        }
+        deliveringValue = value[source][p];
+        note("n" + n + " finishes its one-sided read of p" + p + " from n" + source + ": " + deliveringValue);
+        engines[n].onRemoteReadDone(p, now);
         deliveringValue = -1;
     }
 
@@ -408,6 +441,14 @@ final class CoherenceModel {
                 return "single writer / multiple readers: p" + p + " has " + writers + " writable and " + readers
                     + " read-only copies";
             }
+            for (int n = 0; n < nodes; n++) {
+                int source = readSource[n][p];
+                if (source >= 0 && (rights[source][p] == NONE || value[source][p] != latest[p])) {
+                    return "one-sided read: n" + n + " is reading p" + p + " from n" + source + ", whose copy is "
+                        + (rights[source][p] == NONE ? "gone" : "stale (" + value[source][p] + ", latest "
+                        + latest[p] + ")");
+                }
+            }
             String window = checkVersionWindow(p);
             if (window != null) {
                 return window;
@@ -451,6 +492,11 @@ final class CoherenceModel {
         }
         if (deferred) {
             return "directory: p" + p + " is idle at its home while a yield of it is deferred";
+        }
+        for (int n = 0; n < nodes; n++) {
+            if (readSource[n][p] >= 0) {
+                return null; // in flight, like a message: the entry is not settled yet
+            }
         }
         for (int c = 0; c < nodes * nodes; c++) {
             for (int i = 0; i < channelSize[c]; i++) {
@@ -557,6 +603,9 @@ final class CoherenceModel {
                 if (engines[n].deferredType(p) != 0) {
                     sb.append(" deferred ").append(MessageType.name(engines[n].deferredType(p)));
                 }
+                if (readSource[n][p] >= 0) {
+                    sb.append(" reading from n").append(readSource[n][p]);
+                }
                 if (engines[n].isHome(p)) {
                     sb.append(" [home: owner n").append(engines[n].directoryOwner(p)).append(" copyset ")
                         .append(nodeSet(engines[n].directoryCopyset(p))).append(" v")
@@ -651,6 +700,26 @@ final class CoherenceModel {
             rights[node][page] = writable ? WRITABLE : READ_ONLY;
             value[node][page] = v;
             note("n" + node + " installs p" + page + " " + what + (writable ? " RW" : " RO"));
+        }
+
+        @Override
+        public void readRemote(int page, int source) {
+            if (source == node || source < 0 || source >= nodes) {
+                fail("n" + node + " starts a one-sided read of p" + page + " from bad node " + source);
+            } else if (readSource[node][page] >= 0) {
+                fail("n" + node + " starts a second one-sided read of p" + page);
+            } else {
+                readSource[node][page] = source;
+                note("n" + node + " starts a one-sided read of p" + page + " from n" + source);
+            }
+        }
+
+        @Override
+        public void installFromRemoteRead(int page) {
+            if (deliveringValue < 0) {
+                fail("n" + node + " installs p" + page + " from a one-sided read that did not finish");
+            }
+            install(page, false, deliveringValue, "read " + deliveringValue);
         }
 
         @Override

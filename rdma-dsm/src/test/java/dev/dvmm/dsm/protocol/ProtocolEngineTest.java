@@ -51,6 +51,16 @@ class ProtocolEngineTest {
         }
 
         @Override
+        public void readRemote(int page, int source) {
+            events.add("read p" + page + " from n" + source);
+        }
+
+        @Override
+        public void installFromRemoteRead(int page) {
+            events.add("install-read p" + page + " RO");
+        }
+
+        @Override
         public void makeWritable(int page) {
             events.add("writable p" + page);
         }
@@ -103,6 +113,58 @@ class ProtocolEngineTest {
 
         requester.onLocalFault(0, false, 0);
         assertEquals(List.of("resolved p0"), reqOut.take(), "a read fault on a held page resolves at once");
+    }
+
+    @Test
+    void withOneSidedReadsTheRequesterReadsACleanPageFromTheOwnerAndTheOwnerDoesNothing() {
+        ProtocolConfig config = config(3, 1, 0, 8).withOneSidedReads(true);
+        Recorder homeOut = new Recorder();
+        ProtocolEngine home = engine(config, 0, homeOut);
+        // n1 wrote page 0 (version 1) and then n0 read it: n1 is the owner of a clean page that n0 holds too; make
+        // the home drop its copy again so that the only copy is n1's: n1 writes (n0 invalidated), n2 reads.
+        home.onMessage(1, W, 0, 1, 0, 0);
+        assertEquals(List.of("send n1 GRANT_WRITE_ZERO p0 req n1 v1"), homeOut.take());
+        home.onMessage(2, R, 0, 2, 0, 0);
+        assertEquals(List.of("send n1 FORWARD_READ p0 req n2 v1"), homeOut.take(),
+            "a MODIFIED owner must downgrade itself: no one-sided read of a writable page");
+        home.onMessage(2, MessageType.DONE, 0, 2, 1, 0);
+        assertFalse(home.isBusy(0));
+        assertEquals(0b110, home.directoryCopyset(0));
+
+        home.onLocalFault(0, false, 0);
+        assertEquals(List.of("read p0 from n1"), homeOut.take(),
+            "the home reads the clean page from the owner's memory itself; nothing is sent to the owner");
+        assertEquals(PageState.READ_FETCHING, home.localState(0));
+        assertTrue(home.isBusy(0), "the owner's copy must stay until the read is done");
+        home.onRemoteReadDone(0, 0);
+        assertEquals(List.of("install-read p0 RO", "resolved p0"), homeOut.take());
+        assertFalse(home.isBusy(0), "the home's own DONE ended the transaction");
+        assertEquals(0b111, home.directoryCopyset(0));
+
+        Recorder reqOut = new Recorder();
+        ProtocolEngine requester = engine(config, 2, reqOut);
+        requester.onLocalFault(0, false, 0);
+        reqOut.take();
+        requester.onMessage(0, MessageType.GRANT_READ_REMOTE, 0, 1, 1, 0);
+        assertEquals(List.of("read p0 from n1"), reqOut.take());
+        assertEquals(PageState.READ_FETCHING, requester.localState(0));
+        requester.onLocalFault(0, false, 0);
+        assertEquals(List.of(), reqOut.take(), "a second fault waits for the read in flight");
+        requester.onRemoteReadDone(0, 0);
+        assertEquals(List.of("install-read p0 RO", "resolved p0", "send n0 DONE p0 req n2 v1"), reqOut.take());
+        assertEquals(PageState.SHARED, requester.localState(0));
+        assertEquals(1, requester.localVersion(0));
+
+        byte[] before = encoded(requester);
+        assertRejected(requester, before, "in local state SHARED", e -> e.onRemoteReadDone(0, 0));
+        ProtocolEngine off = engine(config(3, 1, 0, 8), 2, new Recorder());
+        off.onLocalFault(0, false, 0);
+        assertRejected(off, encoded(off), "one-sided reads are off",
+            e -> e.onMessage(0, MessageType.GRANT_READ_REMOTE, 0, 1, 1, 0));
+        ProtocolEngine self = engine(config, 2, new Recorder());
+        self.onLocalFault(0, false, 0);
+        assertRejected(self, encoded(self), "names this node",
+            e -> e.onMessage(0, MessageType.GRANT_READ_REMOTE, 0, 2, 1, 0));
     }
 
     @Test
@@ -526,6 +588,16 @@ class ProtocolEngineTest {
 
             @Override
             public void installFromMessage(int page, boolean writable) {
+            }
+
+            @Override
+            public void readRemote(int page, int source) {
+                throw new AssertionError("one-sided reads are off in this test");
+            }
+
+            @Override
+            public void installFromRemoteRead(int page) {
+                throw new AssertionError("one-sided reads are off in this test");
             }
 
             @Override

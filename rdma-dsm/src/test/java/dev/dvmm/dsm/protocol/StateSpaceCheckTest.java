@@ -28,6 +28,30 @@ class StateSpaceCheckTest {
         assertCorrect(new CoherenceModel.Spec(nodes, pages, ops, hold, 0), progress);
     }
 
+    /**
+     * One-sided reads (GRANT_READ_REMOTE): the requester reads the owner's copy while the home waits for its DONE.
+     * Needs a page whose owner is neither its home nor the requester, or a home that reads: 2 nodes cover the
+     * latter, 3 nodes the former.
+     */
+    @ParameterizedTest(name = "one-sided reads: {0} nodes x {1} pages, {2} ops/node, hold {3} ns, progress check {4}")
+    @CsvSource({
+        "2, 2, 3, 1, true",
+        "3, 1, 2, 0, true", "3, 1, 3, 1, true",
+        "3, 2, 2, 1, false",
+    })
+    void oneSidedReadsKeepTheInvariants(int nodes, int pages, int ops, long hold, boolean progress) {
+        assertCorrect(new CoherenceModel.Spec(nodes, pages, ops, hold, 0, true), progress);
+    }
+
+    @Test
+    void aDoneSentBeforeTheOneSidedReadFinishedIsCaught() {
+        StateSpaceChecker.Result result = StateSpaceChecker.check(
+            new CoherenceModel.Spec(3, 1, 2, 0, ProtocolEngine.MUTATE_DONE_BEFORE_READ, true));
+        System.out.println("[dsm-protocol check] " + result.summary() + "\n" + result.trace());
+        assertNotNull(result.violation(), "the checker missed a requester that ends the transaction too early");
+        assertTrue(result.trace().contains("starts a one-sided read"), result.trace());
+    }
+
     /** About 40 s of CPU and 1 GB of heap: run with -Ddvmm.excludedGroups=lab -Dgroups=slow. */
     @Tag("slow")
     @ParameterizedTest(name = "{0} nodes x {1} pages, {2} ops/node, hold {3} ns")

@@ -23,10 +23,11 @@ final class StateSpaceChecker {
     private StateSpaceChecker() {
     }
 
-    /** Manual runs: {@code nodes pages opsPerNode holdNanos [mutations [progress]]}; prints the summary and any trace. */
+    /** Manual runs: {@code nodes pages opsPerNode holdNanos [mutations [progress [oneSidedReads]]]}; prints the summary and any trace. */
     public static void main(String[] args) {
         CoherenceModel.Spec spec = new CoherenceModel.Spec(Integer.parseInt(args[0]), Integer.parseInt(args[1]),
-            Integer.parseInt(args[2]), Long.parseLong(args[3]), args.length > 4 ? Integer.parseInt(args[4]) : 0);
+            Integer.parseInt(args[2]), Long.parseLong(args[3]), args.length > 4 ? Integer.parseInt(args[4]) : 0,
+            args.length > 6 && Boolean.parseBoolean(args[6]));
         Result result = check(spec, args.length > 5 && Boolean.parseBoolean(args[5]));
         System.out.println(result.summary());
         if (result.trace() != null) {
