@@ -35,7 +35,9 @@ public final class FaultBenchmark {
     static final int READ = 0;
     static final int UPGRADE = 1;
     static final int WRITE_MISS = 2;
-    private static final String[] KIND = {"read", "write (upgrade)", "write miss"};
+    /** A read of a page whose owner holds it read-only (4 nodes): no downgrade; a one-sided read if enabled. */
+    static final int CLEAN_READ = 3;
+    private static final String[] KIND = {"read", "write (upgrade)", "write miss", "read of a clean page"};
 
     /**
      * @param twoParty   per kind: faults where the requester, home and owner/sharer are at most two nodes
@@ -73,6 +75,9 @@ public final class FaultBenchmark {
             s.append("  \"remote_write_fault_us\": ").append(pair(twoParty[UPGRADE])).append(",\n");
             s.append("  \"remote_write_miss_fault_us\": ").append(pair(twoParty[WRITE_MISS])).append(",\n");
             if (nodes > 2) {
+                s.append("  \"remote_clean_read_fault_us\": ").append(pair(twoParty[CLEAN_READ])).append(",\n");
+                s.append("  \"remote_clean_read_3party_fault_us\": ").append(pair(threeParty[CLEAN_READ]))
+                        .append(",\n");
                 s.append("  \"remote_read_3party_fault_us\": ").append(pair(threeParty[READ])).append(",\n");
                 s.append("  \"remote_write_3party_fault_us\": ").append(pair(threeParty[UPGRADE])).append(",\n");
                 s.append("  \"remote_write_miss_3party_fault_us\": ").append(pair(threeParty[WRITE_MISS]))
@@ -122,7 +127,9 @@ public final class FaultBenchmark {
                 Histogram[] h = party == 0 ? twoParty : threeParty;
                 String tag = party == 0 ? "" : ", 3-party";
                 for (int k = 0; k < KIND.length; k++) {
-                    row(s, "remote " + KIND[k] + tag, h[k]);
+                    if (k != CLEAN_READ || nodes > 2) {
+                        row(s, "remote " + KIND[k] + tag, h[k]);
+                    }
                 }
             }
             row(s, "local uffd fault (baseline)", localUffd);
@@ -183,6 +190,11 @@ public final class FaultBenchmark {
         return nodes == 2 ? 1 : (home + 2) % nodes;
     }
 
+    /** Who reads page {@code p} last, once its owner holds it read-only (4 nodes only): the node that had no role. */
+    static int secondReader(int nodes, int p) {
+        return (p % nodes + 3) % nodes;
+    }
+
     static boolean threeParty(int nodes, int p) {
         return nodes > 2 && (p / nodes) % 2 == 1;
     }
@@ -198,11 +210,11 @@ public final class FaultBenchmark {
         if (nodes != 2 && nodes != 4) {
             throw new IllegalArgumentException("the fault benchmark runs 2 or 4 nodes, not " + nodes);
         }
-        Histogram[] two = {histogram(), histogram(), histogram()};
-        Histogram[] three = {histogram(), histogram(), histogram()};
+        Histogram[] two = {histogram(), histogram(), histogram(), histogram()};
+        Histogram[] three = {histogram(), histogram(), histogram(), histogram()};
         // Pages 1..n are measured; n is rounded so that every role pattern gets the same number of pages.
         int n = (pages + 2 * nodes - 1) / (2 * nodes) * (2 * nodes);
-        FaultTrace trace = new FaultTrace(64 * n);
+        FaultTrace trace = new FaultTrace(96 * n);
         progress.println("remote faults over " + n + " pages (" + nodes + " nodes, " + transport + " loopback)");
         try (LocalDsmCluster c = new LocalDsmCluster(new ProtocolConfig(nodes, n + 1, 1, 0, 1 << 14), trace,
                 busyPollMicros * 1000, transport)) {
@@ -257,6 +269,26 @@ public final class FaultBenchmark {
                     Posix.copyNative(guest[firstWriter(nodes, p)], p * 4096L + 8, word, 0, 8);
                     if (word.get(ValueLayout.JAVA_LONG, 0) != -p) {
                         throw new IllegalStateException("page " + p + " lost the upgrade's write");
+                    }
+                }
+                if (nodes > 2) {
+                    // Clean read: the reader reads again (the writer downgrades: not measured), then the fourth node
+                    // reads a page that its owner holds read-only. The home holds a copy only on two-party pages.
+                    for (int p = 1; p <= n; p++) {
+                        Posix.copyNative(guest[reader(nodes, p)], p * 4096L, word, 0, 8);
+                    }
+                    for (int p = 1; p <= n; p++) {
+                        MemorySegment g = guest[secondReader(nodes, p)];
+                        trace.record(0, FaultTrace.ACCESS, CLEAN_READ, p);
+                        long t0 = System.nanoTime();
+                        Posix.copyNative(g, p * 4096L, word, 0, 8);
+                        long t1 = System.nanoTime();
+                        trace.record(0, FaultTrace.ACCESS_DONE, CLEAN_READ, p);
+                        (threeParty(nodes, p) ? three : two)[CLEAN_READ].recordValue(t1 - t0);
+                        if (word.get(ValueLayout.JAVA_LONG, 0) != p) {
+                            throw new IllegalStateException("page " + p + " read " + word.get(ValueLayout.JAVA_LONG, 0)
+                                    + " on its second reader");
+                        }
                     }
                 }
             });

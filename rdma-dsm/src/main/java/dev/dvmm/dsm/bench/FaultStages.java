@@ -104,7 +104,8 @@ final class FaultStages {
         int home = page % nodes;
         int writer = FaultBenchmark.firstWriter(nodes, page);
         int reader = FaultBenchmark.reader(nodes, page);
-        int requester = kind == FaultBenchmark.WRITE_MISS ? writer : reader;
+        int requester = kind == FaultBenchmark.WRITE_MISS ? writer
+                : kind == FaultBenchmark.CLEAN_READ ? FaultBenchmark.secondReader(nodes, page) : reader;
         int other = kind == FaultBenchmark.WRITE_MISS ? reader : writer;
         StringBuilder s = new StringBuilder();
         if (node == requester) {
@@ -133,6 +134,8 @@ final class FaultStages {
             case FaultTrace.PUNCHED -> role + " punched";
             case FaultTrace.HANDLED -> role + " handled " + MessageType.name(trace.detail(i));
             case FaultTrace.RESOLVED -> role + " woke faulter";
+            case FaultTrace.READ_STARTED -> role + " started one-sided read";
+            case FaultTrace.READ_DONE -> role + " one-sided read done";
             default -> role + " event " + trace.event(i);
         };
     }

@@ -308,6 +308,10 @@ public final class DsmNode implements AutoCloseable {
     private void onRemoteRead(int peer, long token, TransportException failure) {
         int page = (int) token;
         int buffer = (int) (token >>> 32);
+        FaultTrace t = trace;
+        if (t != null) {
+            t.record(rank, FaultTrace.READ_DONE, peer, page);
+        }
         synchronized (lock) {
             freeReadBuffers[freeReadCount++] = buffer;
             if (closed) {
@@ -466,6 +470,10 @@ public final class DsmNode implements AutoCloseable {
                 growReadBuffers(readBuffers.length * 2);
             }
             int buffer = freeReadBuffers[--freeReadCount];
+            FaultTrace t = trace;
+            if (t != null) {
+                t.record(rank, FaultTrace.READ_STARTED, source, page);
+            }
             try {
                 transport.readRemote(source, (long) page << DsmPages.PAGE_SHIFT, readBuffers[buffer], readDone,
                         (long) buffer << 32 | page);

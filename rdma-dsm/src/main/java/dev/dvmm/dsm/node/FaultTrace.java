@@ -32,6 +32,10 @@ public final class FaultTrace {
     public static final int PROTECTED = 11;
     /** A page was dropped (its memfd range punched). */
     public static final int PUNCHED = 12;
+    /** A one-sided read of the page finished (before it is installed). */
+    public static final int READ_DONE = 13;
+    /** A one-sided read of the page was started. */
+    public static final int READ_STARTED = 14;
 
     private final long[] time;
     private final long[] info;
