@@ -277,7 +277,8 @@ public final class DsmNode implements AutoCloseable {
             currentPayload = m.payloadSegment();
             currentPayloadOffset = m.payloadOffset();
             try {
-                engine.onMessage(m.peer(), type, toInt(m.arg0()), toInt(m.arg1()), toInt(m.arg2()), System.nanoTime());
+                engine.onMessage(m.peer(), type, toInt(m.arg0()), toInt(m.arg1()), toInt(m.arg2()),
+                        toInt(m.arg3()), System.nanoTime());
                 thawFrozen();
             } catch (ProtocolException e) {
                 frozenCount = 0;
@@ -407,13 +408,13 @@ public final class DsmNode implements AutoCloseable {
 
     private final class TransportOutbox implements Outbox {
         @Override
-        public void send(int dstNode, int type, int page, int requester, int version) {
-            out.clear().type((short) type).arg0(page).arg1(requester).arg2(version).noPayload();
+        public void send(int dstNode, int type, int page, int requester, int version, int acks) {
+            out.clear().type((short) type).arg0(page).arg1(requester).arg2(version).arg3(acks).noPayload();
             transmit(dstNode, type);
         }
 
         @Override
-        public void sendWithPage(int dstNode, int type, int page, int requester, int version) {
+        public void sendWithPage(int dstNode, int type, int page, int requester, int version, int acks) {
             if (engine.localState(page) == PageState.MODIFIED) {
                 // The protocol treats "send my copy" as atomic, but a vCPU or device thread on this
                 // node may still be writing the page: freeze it first, or writes made between the copy
@@ -425,7 +426,7 @@ public final class DsmNode implements AutoCloseable {
                     t.record(rank, FaultTrace.PROTECTED, 1, page);
                 }
             }
-            out.clear().type((short) type).arg0(page).arg1(requester).arg2(version)
+            out.clear().type((short) type).arg0(page).arg1(requester).arg2(version).arg3(acks)
                     .payload(alias, (long) page << DsmPages.PAGE_SHIFT, (int) DsmPages.PAGE_SIZE);
             stats.bytesSent += DsmPages.PAGE_SIZE;
             transmit(dstNode, type);

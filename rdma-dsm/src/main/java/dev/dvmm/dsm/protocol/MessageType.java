@@ -52,6 +52,11 @@ public final class MessageType {
         return type == DATA_READ || type == DATA_WRITE;
     }
 
+    /** Whether a message of this type may carry a count of invalidation acks for the writer to collect. */
+    public static boolean carriesAckCount(int type) {
+        return type == GRANT_WRITE_ZERO || type == GRANT_UPGRADE || type == FORWARD_WRITE || type == DATA_WRITE;
+    }
+
     /** The type's name, or "unknown type N" (allocates only for unknown types). */
     public static String name(int type) {
         return isValid(type) ? NAMES[type] : "unknown type " + type;

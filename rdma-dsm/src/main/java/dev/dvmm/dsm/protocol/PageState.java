@@ -16,9 +16,12 @@ public final class PageState {
     public static final byte UPGRADE_PENDING = 5;
     /** No copy, read granted: a one-sided read of the page from another node's memory is in flight. */
     public static final byte READ_FETCHING = 6;
+    /** Write granted with a read-only current copy; invalidation acks of other sharers still to come. */
+    public static final byte ACKS_PENDING = 7;
 
     private static final String[] NAMES = {
-        "INVALID", "SHARED", "MODIFIED", "READ_PENDING", "WRITE_PENDING", "UPGRADE_PENDING", "READ_FETCHING"
+        "INVALID", "SHARED", "MODIFIED", "READ_PENDING", "WRITE_PENDING", "UPGRADE_PENDING", "READ_FETCHING",
+        "ACKS_PENDING"
     };
 
     private PageState() {
@@ -30,6 +33,6 @@ public final class PageState {
 
     /** Whether a node in this state holds a valid (at least readable) copy. */
     public static boolean holdsCopy(int state) {
-        return state == SHARED || state == MODIFIED || state == UPGRADE_PENDING;
+        return state == SHARED || state == MODIFIED || state == UPGRADE_PENDING || state == ACKS_PENDING;
     }
 }

@@ -21,6 +21,8 @@ public final class ProtocolEngine {
     static final int MUTATE_STALE_ZERO_FILL = 4;
     /** Test-only fault injection: a requester sends DONE when it starts a one-sided read, not when it has finished. */
     static final int MUTATE_DONE_BEFORE_READ = 8;
+    /** Test-only fault injection: a writer is told to collect one invalidation ack fewer than the sharers send. */
+    static final int MUTATE_FORGET_ONE_DIRECT_ACK = 16;
 
     private static final byte IDLE = 0;
     private static final byte AWAIT_ACKS = 1;
@@ -44,7 +46,11 @@ public final class ProtocolEngine {
     private final byte[] deferredType;
     private final int[] deferredRequester;
     private final int[] deferredVersion;
+    private final int[] deferredAcks;
     private final int[] deferredNext;
+    // Requester side of a write: invalidation acks come straight from the sharers, in any order with the grant.
+    private final int[] acksExpected;
+    private final int[] acksReceived;
     private int deferredHead = -1;
 
     // Home side, indexed by home slot (only pages homed here).
@@ -58,6 +64,8 @@ public final class ProtocolEngine {
     private final int[] txnRequester;
     private final boolean[] txnWrite;
     private final long[] awaitingAcks;
+    // Acks the requester of the current write collects itself (sharers other than the home).
+    private final int[] directAcks;
     // Nodes with a queued or active request per page: duplicates are rejected, so a page queues at most nodeCount.
     private final long[] requested;
     private final int[] queueHead;
@@ -73,6 +81,7 @@ public final class ProtocolEngine {
     private final int[] loopPage;
     private final int[] loopRequester;
     private final int[] loopVersion;
+    private final int[] loopAcks;
     private int loopHead;
     private int loopSize;
 
@@ -105,7 +114,10 @@ public final class ProtocolEngine {
         deferredType = new byte[pages];
         deferredRequester = new int[pages];
         deferredVersion = new int[pages];
+        deferredAcks = new int[pages];
         deferredNext = new int[pages];
+        acksExpected = new int[pages];
+        acksReceived = new int[pages];
 
         int count = 0;
         for (int p = 0; p < pages; p++) {
@@ -128,6 +140,7 @@ public final class ProtocolEngine {
         txnRequester = new int[count];
         txnWrite = new boolean[count];
         awaitingAcks = new long[count];
+        directAcks = new int[count];
         requested = new long[count];
         queueHead = new int[count];
         queueTail = new int[count];
@@ -148,6 +161,7 @@ public final class ProtocolEngine {
         loopPage = new int[loopCapacity];
         loopRequester = new int[loopCapacity];
         loopVersion = new int[loopCapacity];
+        loopAcks = new int[loopCapacity];
     }
 
     public ProtocolConfig config() {
@@ -185,7 +199,7 @@ public final class ProtocolEngine {
                     }
                 }
                 case PageState.MODIFIED -> actions.faultResolved(page);
-                case PageState.UPGRADE_PENDING -> {
+                case PageState.UPGRADE_PENDING, PageState.ACKS_PENDING -> {
                     if (!write) {
                         actions.faultResolved(page);
                     }
@@ -202,8 +216,17 @@ public final class ProtocolEngine {
         }
     }
 
-    /** A message from another node. Throws {@link ProtocolException}, changing nothing, if it is impossible here. */
+    /** A message that carries no ack count (every type but the write grants, FORWARD_WRITE and DATA_WRITE). */
     public void onMessage(int src, int type, int page, int requester, int version, long nowNanos) {
+        onMessage(src, type, page, requester, version, 0, nowNanos);
+    }
+
+    /**
+     * A message from another node; {@code acks} is the number of invalidation acks the requester of a write must
+     * collect itself (write grants, FORWARD_WRITE, DATA_WRITE), else 0. Throws {@link ProtocolException}, changing
+     * nothing, if it is impossible here.
+     */
+    public void onMessage(int src, int type, int page, int requester, int version, int acks, long nowNanos) {
         if (src < 0 || src >= nodes) {
             throw new ProtocolException("node " + self + ": message from node " + src
                 + " out of range 0.." + (nodes - 1));
@@ -222,8 +245,12 @@ public final class ProtocolEngine {
             throw new ProtocolException("node " + self + ": " + MessageType.name(type) + " from node " + src
                 + " for page " + page + " names requester " + requester + " out of range 0.." + (nodes - 1));
         }
+        if (acks < 0 || acks >= nodes || (acks != 0 && !MessageType.carriesAckCount(type))) {
+            throw new ProtocolException("node " + self + ": " + MessageType.name(type) + " from node " + src
+                + " for page " + page + " carries an impossible ack count " + acks);
+        }
         try {
-            dispatch(src, type, page, requester, version, nowNanos);
+            dispatch(src, type, page, requester, version, acks, nowNanos);
             drainLoopback(nowNanos);
         } catch (RuntimeException e) {
             loopSize = 0;
@@ -282,9 +309,10 @@ public final class ProtocolEngine {
             return false;
         }
         int type = deferredType[page];
+        int acks = deferredAcks[page];
         unlinkDeferred(page);
         try {
-            yieldPage(type, page, deferredRequester[page], deferredVersion[page]);
+            yieldPage(type, page, deferredRequester[page], deferredVersion[page], acks);
             drainLoopback(nowNanos);
         } catch (RuntimeException e) {
             loopSize = 0;
@@ -306,17 +334,24 @@ public final class ProtocolEngine {
 
     // ---------------------------------------------------------------- dispatch
 
-    private void dispatch(int src, int type, int page, int requester, int version, long now) {
+    private void dispatch(int src, int type, int page, int requester, int version, int acks, long now) {
         switch (type) {
             case MessageType.READ_REQUEST, MessageType.WRITE_REQUEST -> homeRequest(src, type, page, requester);
-            case MessageType.INVALIDATE_ACK -> homeAck(src, page, version);
+            // The home acks its own invalidation to itself; every other sharer acks the writer directly.
+            case MessageType.INVALIDATE_ACK -> {
+                if (src == self) {
+                    homeAck(src, page, version);
+                } else {
+                    requesterAck(src, page, requester, now);
+                }
+            }
             case MessageType.DONE -> homeDone(src, page, requester, version);
             case MessageType.INVALIDATE, MessageType.FORWARD_READ, MessageType.FORWARD_WRITE ->
-                holderRequest(src, type, page, requester, version, now);
+                holderRequest(src, type, page, requester, version, acks, now);
             case MessageType.GRANT_READ_ZERO, MessageType.GRANT_WRITE_ZERO, MessageType.GRANT_UPGRADE ->
-                grant(src, type, page, requester, version, now);
+                grant(src, type, page, requester, version, acks, now);
             case MessageType.GRANT_READ_REMOTE -> grantRemoteRead(src, page, requester, version);
-            case MessageType.DATA_READ, MessageType.DATA_WRITE -> data(src, type, page, requester, version, now);
+            case MessageType.DATA_READ, MessageType.DATA_WRITE -> data(src, type, page, requester, version, acks, now);
             default -> throw reject(src, type, page, "unknown type");
         }
     }
@@ -326,13 +361,17 @@ public final class ProtocolEngine {
             int i = loopHead;
             loopHead = (loopHead + 1) % loopType.length;
             loopSize--;
-            dispatch(self, loopType[i], loopPage[i], loopRequester[i], loopVersion[i], now);
+            dispatch(self, loopType[i], loopPage[i], loopRequester[i], loopVersion[i], loopAcks[i], now);
         }
     }
 
     private void send(int dst, int type, int page, int requester, int version) {
+        send(dst, type, page, requester, version, 0);
+    }
+
+    private void send(int dst, int type, int page, int requester, int version, int acks) {
         if (dst != self) {
-            outbox.send(dst, type, page, requester, version);
+            outbox.send(dst, type, page, requester, version, acks);
             return;
         }
         if (loopSize == loopType.length) {
@@ -343,6 +382,7 @@ public final class ProtocolEngine {
         loopPage[i] = page;
         loopRequester[i] = requester;
         loopVersion[i] = version;
+        loopAcks[i] = acks;
         loopSize++;
     }
 
@@ -437,7 +477,7 @@ public final class ProtocolEngine {
             } else if (!dirModified[slot] && local[page] == PageState.SHARED) {
                 // The home's own read-only copy is current: it answers at once (two hops, not three, and no DONE).
                 finish(slot);
-                sendWithPage(requester, MessageType.DATA_READ, page, version);
+                sendWithPage(requester, MessageType.DATA_READ, page, version, 0);
             } else if (config.oneSidedReads() && !dirModified[slot] && dirOwner[slot] != self) {
                 // The owner's clean copy stays put until the requester's DONE (this transaction blocks any change):
                 // the requester reads it from the owner's memory, the owner's CPU takes no part.
@@ -455,11 +495,23 @@ public final class ProtocolEngine {
             // The owner supplies the data, and drops its copy, in FORWARD_WRITE once the others are gone.
             invalidate &= ~(1L << dirOwner[slot]);
         }
-        long awaiting = invalidate;
+        // The home's own copy is dropped at once (loopback) and acked to the home; the other sharers ack the
+        // requester directly, which learns how many to expect from its grant: 1.5 round trips, not 2.
+        long selfBit = 1L << self;
+        long awaiting = invalidate & selfBit;
+        int direct = Long.bitCount(invalidate & ~selfBit);
+        if ((mutations & MUTATE_FORGET_ONE_DIRECT_ACK) != 0 && direct > 0) {
+            direct--;
+        }
         if ((mutations & MUTATE_FORGET_ONE_ACK) != 0) {
-            awaiting &= awaiting - 1;
+            if (direct > 0) {
+                direct--;
+            } else {
+                awaiting = 0;
+            }
         }
         awaitingAcks[slot] = awaiting;
+        directAcks[slot] = direct;
         phase[slot] = AWAIT_ACKS;
         for (long rest = invalidate; rest != 0; rest &= rest - 1) {
             send(Long.numberOfTrailingZeros(rest), MessageType.INVALIDATE, page, requester, version);
@@ -482,15 +534,20 @@ public final class ProtocolEngine {
         dirModified[slot] = true;
         dirVersion[slot] = newVersion;
         awaitingAcks[slot] = 0;
-        if (hasCopy) {
-            finish(slot);
-            send(requester, MessageType.GRANT_UPGRADE, page, requester, newVersion);
-        } else if (oldVersion == 0) {
-            finish(slot);
-            send(requester, MessageType.GRANT_WRITE_ZERO, page, requester, newVersion);
+        int acks = directAcks[slot];
+        directAcks[slot] = 0;
+        if (hasCopy || oldVersion == 0) {
+            // With acks still to come over other channels the requester ends the transaction with DONE.
+            if (acks == 0) {
+                finish(slot);
+            } else {
+                phase[slot] = AWAIT_DONE;
+            }
+            send(requester, hasCopy ? MessageType.GRANT_UPGRADE : MessageType.GRANT_WRITE_ZERO, page, requester,
+                newVersion, acks);
         } else {
             phase[slot] = AWAIT_DONE;
-            send(oldOwner, MessageType.FORWARD_WRITE, page, requester, oldVersion);
+            send(oldOwner, MessageType.FORWARD_WRITE, page, requester, oldVersion, acks);
         }
     }
 
@@ -501,6 +558,7 @@ public final class ProtocolEngine {
         phase[slot] = IDLE;
     }
 
+    /** The home's own invalidation is done (loopback). */
     private void homeAck(int src, int page, int version) {
         int type = MessageType.INVALIDATE_ACK;
         int slot = requireHome(src, type, page);
@@ -545,7 +603,7 @@ public final class ProtocolEngine {
 
     // ---------------------------------------------------------------- holder side
 
-    private void holderRequest(int src, int type, int page, int requester, int version, long now) {
+    private void holderRequest(int src, int type, int page, int requester, int version, int acks, long now) {
         requireFromHome(src, type, page);
         int state = local[page];
         if (deferredType[page] != 0) {
@@ -570,38 +628,39 @@ public final class ProtocolEngine {
             deferredType[page] = (byte) type;
             deferredRequester[page] = requester;
             deferredVersion[page] = version;
+            deferredAcks[page] = acks;
             deferredNext[page] = deferredHead;
             deferredHead = page;
             deferrals++;
             return;
         }
-        yieldPage(type, page, requester, version);
+        yieldPage(type, page, requester, version, acks);
     }
 
-    private void yieldPage(int type, int page, int requester, int version) {
+    private void yieldPage(int type, int page, int requester, int version, int acks) {
         int home = config.homeOf(page);
         boolean upgrading = local[page] == PageState.UPGRADE_PENDING;
         switch (type) {
             case MessageType.INVALIDATE -> {
                 actions.invalidate(page);
                 dropCopy(page, upgrading);
-                send(home, MessageType.INVALIDATE_ACK, page, requester, version);
+                send(home == self ? self : requester, MessageType.INVALIDATE_ACK, page, requester, version);
             }
             case MessageType.FORWARD_READ -> {
                 if (local[page] == PageState.MODIFIED && (mutations & MUTATE_SKIP_DOWNGRADE) == 0) {
                     actions.makeReadOnly(page);
                     local[page] = PageState.SHARED;
                 }
-                sendWithPage(requester, MessageType.DATA_READ, page, version);
+                sendWithPage(requester, MessageType.DATA_READ, page, version, 0);
                 if (home == self) {
                     servedByHome(page, requester);
                 }
             }
             default -> {
-                sendWithPage(requester, MessageType.DATA_WRITE, page, nextVersion(version));
+                sendWithPage(requester, MessageType.DATA_WRITE, page, nextVersion(version), acks);
                 actions.invalidate(page);
                 dropCopy(page, upgrading);
-                if (home == self) {
+                if (home == self && acks == 0) {
                     servedByHome(page, requester);
                 }
             }
@@ -628,11 +687,11 @@ public final class ProtocolEngine {
         localVersion[page] = 0;
     }
 
-    private void sendWithPage(int dst, int type, int page, int version) {
+    private void sendWithPage(int dst, int type, int page, int version, int acks) {
         if (dst == self) {
             throw new IllegalStateException("node " + self + ": page data addressed to itself (engine bug)");
         }
-        outbox.sendWithPage(dst, type, page, dst, version);
+        outbox.sendWithPage(dst, type, page, dst, version, acks);
     }
 
     private boolean mustHold(int page, long now) {
@@ -650,12 +709,13 @@ public final class ProtocolEngine {
             deferredNext[p] = deferredNext[page];
         }
         deferredType[page] = 0;
+        deferredAcks[page] = 0;
         deferredNext[page] = -1;
     }
 
     // ---------------------------------------------------------------- requester side
 
-    private void grant(int src, int type, int page, int requester, int version, long now) {
+    private void grant(int src, int type, int page, int requester, int version, int acks, long now) {
         requireFromHome(src, type, page);
         if (requester != self) {
             throw reject(src, type, page, "is addressed to requester " + requester);
@@ -668,16 +728,83 @@ public final class ProtocolEngine {
             }
             case MessageType.GRANT_WRITE_ZERO -> {
                 requireState(src, type, page, PageState.WRITE_PENDING, version, nextVersion(0));
-                actions.installZero(page, true);
+                requireAckCount(src, type, page, acks);
+                boolean complete = acksReceived[page] == acks;
+                actions.installZero(page, complete);
+                if (!complete) {
+                    awaitAcks(page, version, acks);
+                    return;
+                }
                 acquire(page, PageState.MODIFIED, version, now);
             }
             default -> {
                 requireState(src, type, page, PageState.UPGRADE_PENDING, version, nextVersion(localVersion[page]));
+                requireAckCount(src, type, page, acks);
+                if (acksReceived[page] != acks) {
+                    awaitAcks(page, version, acks);
+                    return;
+                }
                 actions.makeWritable(page);
                 acquire(page, PageState.MODIFIED, version, now);
             }
         }
         actions.faultResolved(page);
+        writeDone(page, version, acks, src);
+    }
+
+    private void requireAckCount(int src, int type, int page, int acks) {
+        if (acksReceived[page] > acks) {
+            throw reject(src, type, page, "expects " + acks + " invalidation acks, " + acksReceived[page]
+                + " already came");
+        }
+    }
+
+    /** Granted, but sharers still hold copies: keep the (current) copy read-only until their acks are in. */
+    private void awaitAcks(int page, int version, int acks) {
+        local[page] = PageState.ACKS_PENDING;
+        localVersion[page] = version;
+        acksExpected[page] = acks;
+    }
+
+    /**
+     * An invalidation ack for this node's own write (from a sharer other than the home), before or after its grant.
+     */
+    private void requesterAck(int src, int page, int requester, long now) {
+        int type = MessageType.INVALIDATE_ACK;
+        int state = local[page];
+        if (requester != self) {
+            throw reject(src, type, page, "acknowledges a write of node " + requester);
+        }
+        if (state != PageState.WRITE_PENDING && state != PageState.UPGRADE_PENDING
+            && state != PageState.ACKS_PENDING) {
+            throw reject(src, type, page, "is impossible in local state " + PageState.name(state));
+        }
+        // Before its grant a writer cannot know the count; no write has more acks than other nodes.
+        int limit = state == PageState.ACKS_PENDING ? acksExpected[page] : nodes - 1;
+        if (acksReceived[page] >= limit) {
+            throw reject(src, type, page, "is one more than the " + limit + " expected");
+        }
+        acksReceived[page]++;
+        if (state == PageState.ACKS_PENDING && acksReceived[page] == acksExpected[page]) {
+            actions.makeWritable(page);
+            int version = localVersion[page];
+            acquire(page, PageState.MODIFIED, version, now);
+            actions.faultResolved(page);
+            writeDone(page, version, acksExpected[page], -1);
+        }
+    }
+
+    /**
+     * The write is complete: reset the ack count and end the transaction with DONE unless the home needs none (no
+     * acks travelled on other channels, and the grant or data came from the home itself).
+     */
+    private void writeDone(int page, int version, int acks, int dataSource) {
+        acksReceived[page] = 0;
+        acksExpected[page] = 0;
+        int home = config.homeOf(page);
+        if (acks > 0 || (dataSource != -1 && dataSource != home)) {
+            send(home, MessageType.DONE, page, self, version);
+        }
     }
 
     /** GRANT_READ_REMOTE: its requester field names the node to read from. */
@@ -704,7 +831,7 @@ public final class ProtocolEngine {
         actions.readRemote(page, source);
     }
 
-    private void data(int src, int type, int page, int requester, int version, long now) {
+    private void data(int src, int type, int page, int requester, int version, int acks, long now) {
         if (requester != self) {
             throw reject(src, type, page, "is addressed to requester " + requester);
         }
@@ -716,8 +843,22 @@ public final class ProtocolEngine {
         if (version == 0) {
             throw reject(src, type, page, "carries version 0, which only zero pages have");
         }
-        actions.installFromMessage(page, write);
-        acquire(page, write ? PageState.MODIFIED : PageState.SHARED, version, now);
+        if (write) {
+            requireAckCount(src, type, page, acks);
+            boolean complete = acksReceived[page] == acks;
+            actions.installFromMessage(page, complete);
+            if (!complete) {
+                awaitAcks(page, version, acks);
+                return;
+            }
+            acquire(page, PageState.MODIFIED, version, now);
+            actions.faultResolved(page);
+            // Data from the home itself with no acks elsewhere ended the transaction when it was sent.
+            writeDone(page, version, acks, src);
+            return;
+        }
+        actions.installFromMessage(page, false);
+        acquire(page, PageState.SHARED, version, now);
         actions.faultResolved(page);
         int home = config.homeOf(page);
         if (src != home) {
@@ -848,7 +989,10 @@ public final class ProtocolEngine {
             if (deferredType[p] != 0) {
                 out.writeInt(deferredRequester[p]);
                 out.writeInt(shifted(deferredVersion[p], shift));
+                out.writeInt(deferredAcks[p]);
             }
+            out.writeInt(acksExpected[p]);
+            out.writeInt(acksReceived[p]);
         }
         for (int s = 0; s < homeSlots; s++) {
             out.writeInt(dirOwner[s]);
@@ -860,6 +1004,7 @@ public final class ProtocolEngine {
                 out.writeInt(txnRequester[s]);
                 out.writeInt(txnWrite[s] ? 1 : 0);
                 out.writeLong(awaitingAcks[s]);
+                out.writeInt(directAcks[s]);
             }
             out.writeLong(requested[s]);
             for (int q = queueHead[s]; q != -1; q = slotNext[q]) {
@@ -884,10 +1029,14 @@ public final class ProtocolEngine {
             deferredType[p] = (byte) in.readInt();
             acquiredAt[p] = 0;
             deferredNext[p] = -1;
+            deferredAcks[p] = 0;
             if (deferredType[p] != 0) {
                 deferredRequester[p] = in.readInt();
                 deferredVersion[p] = in.readInt();
+                deferredAcks[p] = in.readInt();
             }
+            acksExpected[p] = in.readInt();
+            acksReceived[p] = in.readInt();
         }
         for (int p = pages - 1; p >= 0; p--) {
             if (deferredType[p] != 0) {
@@ -906,10 +1055,12 @@ public final class ProtocolEngine {
                 txnRequester[s] = in.readInt();
                 txnWrite[s] = in.readInt() != 0;
                 awaitingAcks[s] = in.readLong();
+                directAcks[s] = in.readInt();
             } else {
                 txnRequester[s] = -1;
                 txnWrite[s] = false;
                 awaitingAcks[s] = 0;
+                directAcks[s] = 0;
             }
             requested[s] = in.readLong();
             queueHead[s] = -1;

@@ -191,7 +191,7 @@ final class CoherenceModel {
                 int v = msgVersion(m);
                 int shift = versionShift[msgPage(m)];
                 writer.writeLong(shift == 0 || v == 0 ? m : message(msgType(m), msgPage(m), msgRequester(m), v - shift,
-                    msgValue(m)));
+                    msgValue(m), msgAcks(m)));
             }
         }
         for (int p = 0; p < pages; p++) {
@@ -335,7 +335,7 @@ final class CoherenceModel {
         channelSize[c]--;
         deliveringValue = msgValue(m);
         note("deliver n" + src + "->n" + dst + " " + describe(m) + (now > 0 ? " (hold passed)" : ""));
-        engines[dst].onMessage(src, msgType(m), msgPage(m), msgRequester(m), msgVersion(m), now);
+        engines[dst].onMessage(src, msgType(m), msgPage(m), msgRequester(m), msgVersion(m), msgAcks(m), now);
         deliveringValue = -1;
     }
 
@@ -371,11 +371,16 @@ final class CoherenceModel {
 
     // ---------------------------------------------------------------- messages
 
-    static long message(int type, int page, int requester, int version, int value) {
-        if (version < 0 || version > 0xFFFF || value < -1 || value > 0xFFFE) {
+    static long message(int type, int page, int requester, int version, int value, int acks) {
+        if (version < 0 || version > 0xFFFF || value < -1 || value > 0xFFFE || acks < 0 || acks > 0x7F) {
             throw new IllegalStateException("model message field out of range");
         }
-        return type | (long) page << 8 | (long) requester << 16 | (long) version << 24 | (long) (value + 1) << 40;
+        return type | (long) page << 8 | (long) requester << 16 | (long) version << 24 | (long) (value + 1) << 40
+            | (long) acks << 56;
+    }
+
+    static int msgAcks(long m) {
+        return (int) ((m >>> 56) & 0x7F);
     }
 
     static int msgType(long m) {
@@ -400,7 +405,7 @@ final class CoherenceModel {
 
     static String describe(long m) {
         String s = MessageType.name(msgType(m)) + "(p" + msgPage(m) + " req=n" + msgRequester(m) + " v"
-            + msgVersion(m);
+            + msgVersion(m) + (msgAcks(m) > 0 ? " acks=" + msgAcks(m) : "");
         return MessageType.carriesPage(msgType(m)) ? s + " data=" + msgValue(m) + ")" : s + ")";
     }
 
@@ -657,21 +662,21 @@ final class CoherenceModel {
         }
 
         @Override
-        public void send(int dstNode, int type, int page, int requester, int version) {
+        public void send(int dstNode, int type, int page, int requester, int version, int acks) {
             checkDestination(dstNode, type);
             note("n" + node + " sends " + MessageType.name(type) + " to n" + dstNode);
-            enqueue(node, dstNode, message(type, page, requester, version, -1));
+            enqueue(node, dstNode, message(type, page, requester, version, -1, acks));
         }
 
         @Override
-        public void sendWithPage(int dstNode, int type, int page, int requester, int version) {
+        public void sendWithPage(int dstNode, int type, int page, int requester, int version, int acks) {
             checkDestination(dstNode, type);
             if (rights[node][page] == NONE) {
                 fail("n" + node + " sends page data of p" + page + " it does not hold");
             }
             note("n" + node + " sends " + MessageType.name(type) + " with data " + value[node][page] + " to n"
                 + dstNode);
-            enqueue(node, dstNode, message(type, page, requester, version, value[node][page]));
+            enqueue(node, dstNode, message(type, page, requester, version, value[node][page], acks));
         }
 
         private void checkDestination(int dstNode, int type) {

@@ -29,15 +29,15 @@ class ProtocolEngineTest {
         }
 
         @Override
-        public void send(int dst, int type, int page, int requester, int version) {
+        public void send(int dst, int type, int page, int requester, int version, int acks) {
             events.add("send n" + dst + " " + MessageType.name(type) + " p" + page + " req n" + requester + " v"
-                + version);
+                + version + (acks > 0 ? " acks " + acks : ""));
         }
 
         @Override
-        public void sendWithPage(int dst, int type, int page, int requester, int version) {
+        public void sendWithPage(int dst, int type, int page, int requester, int version, int acks) {
             events.add("send+page n" + dst + " " + MessageType.name(type) + " p" + page + " req n" + requester
-                + " v" + version);
+                + " v" + version + (acks > 0 ? " acks " + acks : ""));
         }
 
         @Override
@@ -180,7 +180,7 @@ class ProtocolEngineTest {
     }
 
     @Test
-    void writeUpgradeInvalidatesEveryOtherCopyAndWaitsForEveryAck() {
+    void writeUpgradeInvalidatesEveryOtherCopyAndTheWriterCollectsTheAcks() {
         ProtocolConfig config = config(4, 1, 0, 8);
         Recorder homeOut = new Recorder();
         ProtocolEngine home = engine(config, 0, homeOut);
@@ -193,17 +193,10 @@ class ProtocolEngineTest {
 
         home.onMessage(1, W, 0, 1, 0, 0);
         assertEquals(List.of("send n2 INVALIDATE p0 req n1 v0", "send n3 INVALIDATE p0 req n1 v0",
-            "invalidate p0"), homeOut.take(), "the home's own copy goes through a loopback INVALIDATE");
+            "invalidate p0", "send n1 GRANT_UPGRADE p0 req n1 v1 acks 2"), homeOut.take(),
+            "the home drops its own copy at once (loopback) and grants; the other sharers ack the writer");
         assertEquals(PageState.INVALID, home.localState(0));
-        assertTrue(home.isBusy(0));
-
-        home.onMessage(3, MessageType.INVALIDATE_ACK, 0, 1, 0, 0);
-        assertEquals(List.of(), homeOut.take(), "one ack is still missing");
-        assertTrue(home.isBusy(0));
-
-        home.onMessage(2, MessageType.INVALIDATE_ACK, 0, 1, 0, 0);
-        assertEquals(List.of("send n1 GRANT_UPGRADE p0 req n1 v1"), homeOut.take());
-        assertFalse(home.isBusy(0));
+        assertTrue(home.isBusy(0), "the acks travel on other channels: the home waits for the writer's DONE");
         assertEquals(1, home.directoryOwner(0));
         assertEquals(0b10, home.directoryCopyset(0));
         assertEquals(1, home.directoryVersion(0));
@@ -214,7 +207,8 @@ class ProtocolEngineTest {
         sharer.onMessage(0, MessageType.GRANT_READ_ZERO, 0, 2, 0, 0);
         sharerOut.take();
         sharer.onMessage(0, MessageType.INVALIDATE, 0, 1, 0, 0);
-        assertEquals(List.of("invalidate p0", "send n0 INVALIDATE_ACK p0 req n1 v0"), sharerOut.take());
+        assertEquals(List.of("invalidate p0", "send n1 INVALIDATE_ACK p0 req n1 v0"), sharerOut.take(),
+            "a sharer other than the home acks the writer directly");
 
         Recorder writerOut = new Recorder();
         ProtocolEngine writer = engine(config, 1, writerOut);
@@ -223,9 +217,38 @@ class ProtocolEngineTest {
         writer.onLocalFault(0, true, 0);
         writerOut.take();
         assertEquals(PageState.UPGRADE_PENDING, writer.localState(0));
-        writer.onMessage(0, MessageType.GRANT_UPGRADE, 0, 1, 1, 0);
-        assertEquals(List.of("writable p0", "resolved p0"), writerOut.take());
+        writer.onMessage(3, MessageType.INVALIDATE_ACK, 0, 1, 0, 0);
+        assertEquals(List.of(), writerOut.take(), "an ack may come before the grant");
+        writer.onMessage(0, MessageType.GRANT_UPGRADE, 0, 1, 1, 2, 0);
+        assertEquals(List.of(), writerOut.take(), "one ack is still missing: the copy stays read-only");
+        assertEquals(PageState.ACKS_PENDING, writer.localState(0));
+        writer.onLocalFault(0, false, 0);
+        assertEquals(List.of("resolved p0"), writerOut.take(), "reads of the current copy go on meanwhile");
+        byte[] before = encoded(writer);
+        assertRejected(writer, before, "is addressed to requester",
+            e -> e.onMessage(0, MessageType.GRANT_UPGRADE, 0, 2, 1, 2, 0));
+        writer.onMessage(2, MessageType.INVALIDATE_ACK, 0, 1, 0, 0);
+        assertEquals(List.of("writable p0", "resolved p0", "send n0 DONE p0 req n1 v1"), writerOut.take());
         assertEquals(PageState.MODIFIED, writer.localState(0));
+        assertRejected(writer, encoded(writer), "is impossible in local state MODIFIED",
+            e -> e.onMessage(3, MessageType.INVALIDATE_ACK, 0, 1, 0, 0));
+
+        home.onMessage(1, MessageType.DONE, 0, 1, 1, 0);
+        assertFalse(home.isBusy(0));
+    }
+
+    @Test
+    void aWriterWithoutOtherSharersIsGrantedInOneRoundTripWithoutDone() {
+        ProtocolConfig config = config(2, 1, 0, 8);
+        Recorder homeOut = new Recorder();
+        ProtocolEngine home = engine(config, 0, homeOut);
+        home.onLocalFault(0, false, 0);
+        home.onMessage(1, R, 0, 1, 0, 0);
+        homeOut.take();
+        home.onMessage(1, W, 0, 1, 0, 0);
+        assertEquals(List.of("invalidate p0", "send n1 GRANT_UPGRADE p0 req n1 v1"), homeOut.take(),
+            "only the home held another copy: it acks itself, no count, no DONE");
+        assertFalse(home.isBusy(0));
     }
 
     @Test
@@ -284,13 +307,24 @@ class ProtocolEngineTest {
         assertEquals(List.of("install p0 RO", "resolved p0"), reqOut.take(), "no DONE for data from the home");
 
         home.onMessage(1, W, 0, 1, 0, 0);
-        home.onMessage(2, MessageType.INVALIDATE_ACK, 0, 1, 1, 0);
-        assertEquals(List.of("send n2 INVALIDATE p0 req n1 v1", "send+page n1 DATA_WRITE p0 req n1 v2",
-            "invalidate p0"), homeOut.take(), "the home as old owner hands the page on itself");
+        assertEquals(List.of("send n2 INVALIDATE p0 req n1 v1", "send+page n1 DATA_WRITE p0 req n1 v2 acks 1",
+            "invalidate p0"), homeOut.take(), "the home as old owner hands the page on itself, n2 acks n1");
+        assertTrue(home.isBusy(0), "n2's ack travels to n1 on another channel: the home waits for DONE");
+        home.onMessage(1, MessageType.DONE, 0, 1, 2, 0);
         assertFalse(home.isBusy(0));
         assertEquals(1, home.directoryOwner(0));
         assertEquals(2, home.directoryVersion(0));
         assertThrows(ProtocolException.class, () -> home.onMessage(1, MessageType.DONE, 0, 1, 2, 0),
+            "a second DONE is not awaited");
+
+        // With no other sharer the home as old owner ends the transaction as it sends the data.
+        ProtocolEngine pair = engine(config(2, 1, 0, 8), 0, homeOut);
+        pair.onLocalFault(0, true, 0);
+        homeOut.take();
+        pair.onMessage(1, W, 0, 1, 0, 0);
+        assertEquals(List.of("send+page n1 DATA_WRITE p0 req n1 v2", "invalidate p0"), homeOut.take());
+        assertFalse(pair.isBusy(0));
+        assertThrows(ProtocolException.class, () -> pair.onMessage(1, MessageType.DONE, 0, 1, 2, 0),
             "a DONE for a transaction the home ended itself is not awaited");
     }
 
@@ -330,12 +364,9 @@ class ProtocolEngineTest {
         assertEquals(2, home.queuedRequests());
 
         home.onMessage(2, MessageType.DONE, 0, 2, 1, 0);
-        assertEquals(List.of("send n2 INVALIDATE p0 req n3 v1"), out.take(),
-            "n3's write starts: n2 is invalidated, owner n1 will be forwarded the write");
+        assertEquals(List.of("send n2 INVALIDATE p0 req n3 v1", "send n1 FORWARD_WRITE p0 req n3 v1 acks 1"),
+            out.take(), "n3's write starts: n2 is invalidated (it acks n3) while owner n1 hands the page to n3");
         assertEquals(1, home.queuedRequests());
-
-        home.onMessage(2, MessageType.INVALIDATE_ACK, 0, 3, 1, 0);
-        assertEquals(List.of("send n1 FORWARD_WRITE p0 req n3 v1"), out.take());
         assertEquals(3, home.directoryOwner(0));
         assertEquals(2, home.directoryVersion(0));
 
@@ -390,8 +421,8 @@ class ProtocolEngineTest {
             "serving a read from a read-only copy takes nothing away, so it is never deferred");
 
         owner.onMessage(0, MessageType.INVALIDATE, 0, 2, 1, 1300);
-        assertEquals(List.of("invalidate p0", "send n0 INVALIDATE_ACK p0 req n2 v1"), out.take(),
-            "1200 ns after the grant the hold is over");
+        assertEquals(List.of("invalidate p0", "send n2 INVALIDATE_ACK p0 req n2 v1"), out.take(),
+            "1200 ns after the grant the hold is over (the ack goes to the writer, n2)");
         assertEquals(1, owner.deferrals());
     }
 
@@ -438,7 +469,14 @@ class ProtocolEngineTest {
         assertRejected(node, before, "home, node 0", e -> e.onMessage(2, R, 0, 2, 0, 0));
         assertRejected(node, before, "already holds", e -> e.onMessage(2, R, 1, 2, 0, 0));
         assertRejected(node, before, "names requester 0", e -> e.onMessage(2, W, 1, 0, 0, 0));
-        assertRejected(node, before, "not awaited", e -> e.onMessage(0, MessageType.INVALIDATE_ACK, 1, 0, 0, 0));
+        assertRejected(node, before, "acknowledges a write of node 0",
+            e -> e.onMessage(0, MessageType.INVALIDATE_ACK, 1, 0, 0, 0));
+        assertRejected(node, before, "local state INVALID",
+            e -> e.onMessage(0, MessageType.INVALIDATE_ACK, 3, 1, 0, 0));
+        assertRejected(node, before, "ack count 5",
+            e -> e.onMessage(0, MessageType.GRANT_UPGRADE, 0, 1, 1, 5, 0));
+        assertRejected(node, before, "ack count 1",
+            e -> e.onMessage(0, MessageType.GRANT_READ_ZERO, 0, 1, 0, 1, 0));
         assertRejected(node, before, "not awaited", e -> e.onMessage(2, MessageType.DONE, 1, 2, 0, 0));
         assertRejected(node, before, "must come from the page's home",
             e -> e.onMessage(2, MessageType.GRANT_WRITE_ZERO, 0, 1, 1, 0));
@@ -567,7 +605,7 @@ class ProtocolEngineTest {
             }
 
             @Override
-            public void send(int dst, int type, int page, int requester, int version) {
+            public void send(int dst, int type, int page, int requester, int version, int acks) {
                 int at = ((head[dst] + size[dst]) % 16) * 4;
                 queue[dst][at] = type;
                 queue[dst][at + 1] = page;
@@ -577,9 +615,9 @@ class ProtocolEngineTest {
             }
 
             @Override
-            public void sendWithPage(int dst, int type, int page, int requester, int version) {
+            public void sendWithPage(int dst, int type, int page, int requester, int version, int acks) {
                 transfers++;
-                send(dst, type, page, requester, version);
+                send(dst, type, page, requester, version, acks);
             }
 
             @Override

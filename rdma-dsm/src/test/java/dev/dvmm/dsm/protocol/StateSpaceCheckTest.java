@@ -77,6 +77,7 @@ class StateSpaceCheckTest {
         "" + ProtocolEngine.MUTATE_FORGET_ONE_ACK,
         "" + ProtocolEngine.MUTATE_SKIP_DOWNGRADE,
         "" + ProtocolEngine.MUTATE_STALE_ZERO_FILL,
+        "" + ProtocolEngine.MUTATE_FORGET_ONE_DIRECT_ACK,
     })
     void aBrokenProtocolIsCaught(int mutation) {
         StateSpaceChecker.Result result = StateSpaceChecker.check(new CoherenceModel.Spec(3, 1, 2, 0, mutation));
