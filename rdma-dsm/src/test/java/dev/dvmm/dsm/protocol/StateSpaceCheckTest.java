@@ -30,12 +30,11 @@ class StateSpaceCheckTest {
 
     /**
      * One-sided reads (GRANT_READ_REMOTE): the requester reads the owner's copy while the home waits for its DONE.
-     * Needs a page whose owner is neither its home nor the requester, or a home that reads: 2 nodes cover the
-     * latter, 3 nodes the former.
+     * Needs a clean owner that is not the home and a reader without a copy: 3 nodes (with 2 the state space is the
+     * same as without one-sided reads).
      */
     @ParameterizedTest(name = "one-sided reads: {0} nodes x {1} pages, {2} ops/node, hold {3} ns, progress check {4}")
     @CsvSource({
-        "2, 2, 3, 1, true",
         "3, 1, 2, 0, true", "3, 1, 3, 1, true",
         "3, 2, 2, 1, false",
     })
