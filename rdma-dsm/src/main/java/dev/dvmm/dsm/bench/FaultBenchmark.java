@@ -45,7 +45,7 @@ public final class FaultBenchmark {
      * @param stages     per kind and party count, the frequent paths of a fault as "stage: median us" lines
      */
     public record Result(String transport, int nodes, int pages, long busyPollMicros, Histogram[] twoParty, Histogram[] threeParty,
-                         Histogram localUffd, Histogram rtt, String[][] stages, double pingPongPagesPerSec,
+                         Histogram localUffd, Histogram rtt, Histogram writeProtect, String[][] stages, double pingPongPagesPerSec,
                          double pingPongHeldPagesPerSec, long holdMicros, double incrementsPerSec, double incrementsHeldPerSec) {
         private static double us(Histogram h, double p) {
             return h.getTotalCount() == 0 ? 0 : h.getValueAtPercentile(p) / 1e3;
@@ -85,6 +85,7 @@ public final class FaultBenchmark {
             }
             s.append("  \"local_uffd_fault_us\": ").append(pair(localUffd)).append(",\n");
             s.append("  \"rtt_4k_us\": ").append(pair(rtt)).append(",\n");
+            s.append("  \"host_write_protect_us\": ").append(pair(writeProtect)).append(",\n");
             s.append(String.format(Locale.ROOT, "  \"ratio_remote_read_p50_over_local_plus_rtt\": %.3f,%n", ratio()));
             if (nodes > 2) {
                 s.append(String.format(Locale.ROOT,
@@ -134,6 +135,7 @@ public final class FaultBenchmark {
             }
             row(s, "local uffd fault (baseline)", localUffd);
             row(s, "4 KiB round trip (baseline)", rtt);
+            row(s, "write-protect a written page (host)", writeProtect);
             s.append(String.format(Locale.ROOT, "%-40s %10.3f (target 1.3)%n", "remote read / (local + rtt), p50",
                     ratio()));
             if (nodes > 2) {
@@ -303,18 +305,24 @@ public final class FaultBenchmark {
             }
         }
         progress.println("local userfaultfd baseline");
-        Histogram local = localUffd(n);
+        Histogram writeProtect = histogram();
+        Histogram local = localUffd(n, writeProtect);
         progress.println("4 KiB round trip baseline");
         Histogram rtt = roundTrip(Math.max(n, 5000), transport);
         progress.println("page ping-pong, hold 0");
         double[] free = pingPong(0, busyPollMicros * 1000, transport);
         progress.println("page ping-pong, hold " + holdMicros + " us");
         double[] held = pingPong(holdMicros * 1000, busyPollMicros * 1000, transport);
-        return new Result(transport, nodes, n, busyPollMicros, two, three, local, rtt, stages, free[0], held[0], holdMicros,
+        return new Result(transport, nodes, n, busyPollMicros, two, three, local, rtt, writeProtect, stages, free[0], held[0], holdMicros,
                 free[1], held[1]);
     }
 
-    private static Histogram localUffd(int pages) throws Exception {
+    /**
+     * A local fault resolved with UFFDIO_COPY, per page; then, into {@code writeProtect}, what write-protecting a page
+     * that was just written costs on this host (the downgrade an owner does before it serves a read): a TLB flush on
+     * every CPU where this process's threads ran, cheap on bare metal, an expensive IPI on some nested hosts.
+     */
+    private static Histogram localUffd(int pages, Histogram writeProtect) throws Exception {
         Histogram h = histogram();
         Posix px = Posix.current();
         long len = pages * DsmPages.PAGE_SIZE;
@@ -336,6 +344,12 @@ public final class FaultBenchmark {
                         long t0 = System.nanoTime();
                         Posix.copyNative(guest, i * 4096L, word, 0, 8);
                         h.recordValue(System.nanoTime() - t0);
+                    }
+                    for (int i = 0; i < pages; i++) {
+                        Posix.copyNative(word, 0, guest, i * 4096L, 8);
+                        long t0 = System.nanoTime();
+                        dsm.downgrade(i);
+                        writeProtect.recordValue(System.nanoTime() - t0);
                     }
                 });
             } finally {

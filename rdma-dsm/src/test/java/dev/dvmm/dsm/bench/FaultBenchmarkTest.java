@@ -24,7 +24,7 @@ class FaultBenchmarkTest {
         String json = r.toJson();
         for (String key : new String[] {"remote_read_fault_us", "remote_write_fault_us", "remote_write_miss_fault_us",
             "remote_clean_read_fault_us", "remote_clean_read_3party_fault_us", "remote_read_3party_fault_us",
-            "remote_write_3party_fault_us", "remote_write_miss_3party_fault_us", "local_uffd_fault_us", "rtt_4k_us"}) {
+            "remote_write_3party_fault_us", "remote_write_miss_3party_fault_us", "local_uffd_fault_us", "rtt_4k_us", "host_write_protect_us"}) {
             Matcher m = Pattern.compile("\"" + key + "\": \\{\"p50\": ([0-9.]+), \"p99\": [0-9.]+, \"count\": (\\d+)\\}")
                     .matcher(json);
             assertTrue(m.find(), key + " missing from " + json);
