@@ -167,6 +167,31 @@ public final class FaultBenchmark {
 
     private FaultBenchmark() {}
 
+    /** Reads the first word of page {@code p} through {@code g}, timed into {@code h[kind]}; it must hold {@code p}. */
+    private static void timedRead(FaultTrace trace, int kind, int p, MemorySegment g, MemorySegment word,
+                                  Histogram[] h) {
+        trace.record(0, FaultTrace.ACCESS, kind, p);
+        long t0 = System.nanoTime();
+        Posix.copyNative(g, p * 4096L, word, 0, 8);
+        long t1 = System.nanoTime();
+        trace.record(0, FaultTrace.ACCESS_DONE, kind, p);
+        h[kind].recordValue(t1 - t0);
+        if (word.get(ValueLayout.JAVA_LONG, 0) != p) {
+            throw new IllegalStateException(KIND[kind] + ": page " + p + " read " + word.get(ValueLayout.JAVA_LONG, 0));
+        }
+    }
+
+    /** Stores {@code word} at {@code offset} in page {@code p} through {@code g}, timed into {@code h[kind]}. */
+    private static void timedStore(FaultTrace trace, int kind, int p, MemorySegment g, long offset,
+                                   MemorySegment word, Histogram[] h) {
+        trace.record(0, FaultTrace.ACCESS, kind, p);
+        long t0 = System.nanoTime();
+        Posix.copyNative(word, 0, g, p * 4096L + offset, 8);
+        long t1 = System.nanoTime();
+        trace.record(0, FaultTrace.ACCESS_DONE, kind, p);
+        h[kind].recordValue(t1 - t0);
+    }
+
     /** Runs {@code body} on a fresh platform thread and waits (guest-memory access must not be on the caller). */
     private static void on(Runnable body) throws InterruptedException {
         Thread t = Thread.ofPlatform().start(body);
@@ -233,38 +258,19 @@ public final class FaultBenchmark {
                 }
                 // Remote read: the data comes from the first writer.
                 for (int p = 1; p <= n; p++) {
-                    MemorySegment g = guest[reader(nodes, p)];
-                    trace.record(0, FaultTrace.ACCESS, READ, p);
-                    long t0 = System.nanoTime();
-                    Posix.copyNative(g, p * 4096L, word, 0, 8);
-                    long t1 = System.nanoTime();
-                    trace.record(0, FaultTrace.ACCESS_DONE, READ, p);
-                    (threeParty(nodes, p) ? three : two)[READ].recordValue(t1 - t0);
-                    if (word.get(ValueLayout.JAVA_LONG, 0) != p) {
-                        throw new IllegalStateException("page " + p + " read " + word.get(ValueLayout.JAVA_LONG, 0));
-                    }
+                    timedRead(trace, READ, p, guest[reader(nodes, p)], word, threeParty(nodes, p) ? three : two);
                 }
                 // Upgrade: the reader writes its read-only copy; the first writer's copy is invalidated.
                 for (int p = 1; p <= n; p++) {
-                    MemorySegment g = guest[reader(nodes, p)];
                     word.set(ValueLayout.JAVA_LONG, 0, -p);
-                    trace.record(0, FaultTrace.ACCESS, UPGRADE, p);
-                    long t0 = System.nanoTime();
-                    Posix.copyNative(word, 0, g, p * 4096L + 8, 8);
-                    long t1 = System.nanoTime();
-                    trace.record(0, FaultTrace.ACCESS_DONE, UPGRADE, p);
-                    (threeParty(nodes, p) ? three : two)[UPGRADE].recordValue(t1 - t0);
+                    timedStore(trace, UPGRADE, p, guest[reader(nodes, p)], 8, word,
+                            threeParty(nodes, p) ? three : two);
                 }
                 // Write miss: the first writer writes again; the data comes from the reader, which drops its copy.
                 for (int p = 1; p <= n; p++) {
-                    MemorySegment g = guest[firstWriter(nodes, p)];
                     word.set(ValueLayout.JAVA_LONG, 0, p);
-                    trace.record(0, FaultTrace.ACCESS, WRITE_MISS, p);
-                    long t0 = System.nanoTime();
-                    Posix.copyNative(word, 0, g, p * 4096L + 16, 8);
-                    long t1 = System.nanoTime();
-                    trace.record(0, FaultTrace.ACCESS_DONE, WRITE_MISS, p);
-                    (threeParty(nodes, p) ? three : two)[WRITE_MISS].recordValue(t1 - t0);
+                    timedStore(trace, WRITE_MISS, p, guest[firstWriter(nodes, p)], 16, word,
+                            threeParty(nodes, p) ? three : two);
                 }
                 // The last writer must see both earlier writes of the page.
                 for (int p = 1; p <= n; p++) {
@@ -280,17 +286,8 @@ public final class FaultBenchmark {
                         Posix.copyNative(guest[reader(nodes, p)], p * 4096L, word, 0, 8);
                     }
                     for (int p = 1; p <= n; p++) {
-                        MemorySegment g = guest[secondReader(nodes, p)];
-                        trace.record(0, FaultTrace.ACCESS, CLEAN_READ, p);
-                        long t0 = System.nanoTime();
-                        Posix.copyNative(g, p * 4096L, word, 0, 8);
-                        long t1 = System.nanoTime();
-                        trace.record(0, FaultTrace.ACCESS_DONE, CLEAN_READ, p);
-                        (threeParty(nodes, p) ? three : two)[CLEAN_READ].recordValue(t1 - t0);
-                        if (word.get(ValueLayout.JAVA_LONG, 0) != p) {
-                            throw new IllegalStateException("page " + p + " read " + word.get(ValueLayout.JAVA_LONG, 0)
-                                    + " on its second reader");
-                        }
+                        timedRead(trace, CLEAN_READ, p, guest[secondReader(nodes, p)], word,
+                                threeParty(nodes, p) ? three : two);
                     }
                 }
             });

@@ -728,11 +728,7 @@ public final class ProtocolEngine {
             }
             case MessageType.GRANT_WRITE_ZERO -> {
                 requireState(src, type, page, PageState.WRITE_PENDING, version, nextVersion(0));
-                requireAckCount(src, type, page, acks);
-                boolean complete = acksReceived[page] == acks;
-                actions.installZero(page, complete);
-                if (!complete) {
-                    awaitAcks(page, version, acks);
+                if (!installForWrite(src, type, page, version, acks, true)) {
                     return;
                 }
                 acquire(page, PageState.MODIFIED, version, now);
@@ -757,6 +753,24 @@ public final class ProtocolEngine {
             throw reject(src, type, page, "expects " + acks + " invalidation acks, " + acksReceived[page]
                 + " already came");
         }
+    }
+
+    /**
+     * Installs the data of a granted write (a zero page, or the message's): writable when every ack is in, else
+     * read-only until they are (see {@link #awaitAcks}). Returns whether the write is complete.
+     */
+    private boolean installForWrite(int src, int type, int page, int version, int acks, boolean zero) {
+        requireAckCount(src, type, page, acks);
+        boolean complete = acksReceived[page] == acks;
+        if (zero) {
+            actions.installZero(page, complete);
+        } else {
+            actions.installFromMessage(page, complete);
+        }
+        if (!complete) {
+            awaitAcks(page, version, acks);
+        }
+        return complete;
     }
 
     /** Granted, but sharers still hold copies: keep the (current) copy read-only until their acks are in. */
@@ -844,11 +858,7 @@ public final class ProtocolEngine {
             throw reject(src, type, page, "carries version 0, which only zero pages have");
         }
         if (write) {
-            requireAckCount(src, type, page, acks);
-            boolean complete = acksReceived[page] == acks;
-            actions.installFromMessage(page, complete);
-            if (!complete) {
-                awaitAcks(page, version, acks);
+            if (!installForWrite(src, type, page, version, acks, false)) {
                 return;
             }
             acquire(page, PageState.MODIFIED, version, now);
