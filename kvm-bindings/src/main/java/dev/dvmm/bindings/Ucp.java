@@ -56,6 +56,8 @@ public final class Ucp {
 
     private final MethodHandle configRead;
     private final MethodHandle configRelease;
+    private final MethodHandle configModify;
+    private final MethodHandle configPrint;
     private final MethodHandle initVersion;
     private final MethodHandle cleanup;
     private final MethodHandle contextQuery;
@@ -95,6 +97,8 @@ public final class Ucp {
     private Ucp(SymbolLookup ucp, SymbolLookup ucs) {
         configRead = bind(ucp, "ucp_config_read", FunctionDescriptor.of(STATUS, ADDRESS, ADDRESS, ADDRESS));
         configRelease = bind(ucp, "ucp_config_release", FunctionDescriptor.ofVoid(HANDLE));
+        configModify = bind(ucp, "ucp_config_modify", FunctionDescriptor.of(STATUS, HANDLE, ADDRESS, ADDRESS));
+        configPrint = bind(ucp, "ucp_config_print", FunctionDescriptor.ofVoid(HANDLE, HANDLE, ADDRESS, JAVA_INT));
         initVersion = bind(ucp, "ucp_init_version",
                 FunctionDescriptor.of(STATUS, JAVA_INT, JAVA_INT, ADDRESS, HANDLE, ADDRESS));
         cleanup = bind(ucp, "ucp_cleanup", FunctionDescriptor.ofVoid(HANDLE));
@@ -390,22 +394,60 @@ public final class Ucp {
         }
     }
 
+    /**
+     * Sets one UCX variable in a configuration read by {@link #configRead}, for the context created from it only
+     * ({@code ucp_config_modify}): {@code name} without the {@code UCX_} prefix; a transport's or memory domain's
+     * variable goes without its component prefix too ({@code REG_METHODS} for {@code UCX_IB_REG_METHODS}), and UCX
+     * applies it to every component that has it.
+     */
+    public void configModify(long config, String name, String value) {
+        try (Arena arena = Arena.ofConfined()) {
+            check((byte) configModify.invokeExact(config, arena.allocateFrom(name), arena.allocateFrom(value)),
+                    "ucp_config_modify(" + name + "=" + value + ")");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** What {@code ucp_config_print} prints for a configuration with {@code flags} ({@code UCS_CONFIG_PRINT_*}). */
+    public String configText(long config, int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment title = arena.allocateFrom("dvmm");
+            return captured(stream -> {
+                configPrint.invokeExact(config, stream, title, flags);
+            }, "ucp_config_print");
+        }
+    }
+
     /** What {@code ucp_context_print_info} prints: the memory domains, devices and transports the context uses. */
     public String contextInfo(long context) {
+        return captured(stream -> {
+            contextPrintInfo.invokeExact(context, stream);
+        }, "ucp_context_print_info");
+    }
+
+    /** A call that prints to a C {@code FILE*}. */
+    @FunctionalInterface
+    private interface Printer {
+        void print(long stream) throws Throwable;
+    }
+
+    /** Runs {@code printer} on an {@code open_memstream} stream and returns what it printed. */
+    private String captured(Printer printer, String what) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment bufferOut = arena.allocate(ADDRESS);
             MemorySegment sizeOut = arena.allocate(JAVA_LONG);
             long stream = (long) openMemstream.invokeExact(bufferOut, sizeOut);
             if (stream == 0) {
-                throw new UcxException("open_memstream failed: cannot capture ucp_context_print_info");
+                throw new UcxException("open_memstream failed: cannot capture " + what);
             }
-            contextPrintInfo.invokeExact(context, stream);
+            printer.print(stream);
             int closed = (int) fclose.invokeExact(stream);
             long buffer = bufferOut.get(JAVA_LONG, 0);
             long size = sizeOut.get(JAVA_LONG, 0);
             try {
                 if (closed != 0 || buffer == 0) {
-                    throw new UcxException("fclose of the memstream failed: cannot capture ucp_context_print_info");
+                    throw new UcxException("fclose of the memstream failed: cannot capture " + what);
                 }
                 // SAFETY: open_memstream's buffer holds 'size' bytes (plus a NUL) after fclose.
                 byte[] bytes = MemorySegment.ofAddress(buffer).reinterpret(size).toArray(JAVA_BYTE);

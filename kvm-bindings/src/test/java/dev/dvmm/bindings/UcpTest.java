@@ -58,6 +58,26 @@ class UcpTest {
         assertEquals(UcsConstants.UCS_ERR_CANCELED, Ucp.status(UcsConstants.UCS_ERR_CANCELED));
     }
 
+    /** A memory-domain variable set on one configuration shows in its printout; a bad value is refused. */
+    @Test
+    void configModifyCarriesComponentVariables() {
+        Ucp ucp = ucp();
+        long config = ucp.configRead();
+        try {
+            assertTrue(!ucp.configText(config, UcsConstants.UCS_CONFIG_PRINT_CONFIG).contains("REG_METHODS=odp"),
+                    "the environment already sets REG_METHODS");
+            ucp.configModify(config, "REG_METHODS", "odp,direct");
+            String text = ucp.configText(config, UcsConstants.UCS_CONFIG_PRINT_CONFIG);
+            assertTrue(text.contains("REG_METHODS=odp,direct"), text);
+            ucp.configModify(config, "TLS", "tcp");
+            assertTrue(ucp.configText(config, UcsConstants.UCS_CONFIG_PRINT_CONFIG).contains("UCX_TLS=tcp"));
+            UcxException e = assertThrows(UcxException.class, () -> ucp.configModify(config, "RCACHE_ENABLE", "banana"));
+            assertTrue(e.getMessage().startsWith("ucp_config_modify(RCACHE_ENABLE=banana) failed"), e.getMessage());
+        } finally {
+            ucp.configRelease(config);
+        }
+    }
+
     /** A worker sends itself an active message through an endpoint to its own address. */
     @Test
     void activeMessageLoopbackThroughUpcalls() {

@@ -41,6 +41,7 @@ public final class UcsConstants {
     public static final int UCS_THREAD_MODE_SERIALIZED = 1;
     public static final int UCS_THREAD_MODE_MULTI = 2;
     public static final int UCS_MEMORY_TYPE_HOST = 0;
+    public static final int UCS_CONFIG_PRINT_CONFIG = 1;
     public static final int SIZEOF_UCS_STATUS_T = 1;
     public static final int SIGILL = 4;
     public static final int SIGBUS = 7;

@@ -7,6 +7,7 @@ import dev.dvmm.dsm.transport.InboundMessage;
 import dev.dvmm.dsm.transport.MessageHandler;
 import dev.dvmm.dsm.transport.OutboundMessage;
 import dev.dvmm.dsm.transport.PeerListener;
+import dev.dvmm.dsm.transport.RemoteReadHandler;
 import dev.dvmm.dsm.transport.ReplyBuffer;
 import dev.dvmm.dsm.transport.ReplyHandler;
 import dev.dvmm.dsm.transport.TcpTransport;
@@ -32,6 +33,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 import org.HdrHistogram.Histogram;
 
 /**
@@ -46,6 +48,10 @@ import org.HdrHistogram.Histogram;
  * shared-memory transports lack the peer-failure detection dvmm asks for; ucx_perftest's own default
  * (shared memory between two local processes) is reported beside it for reference.
  *
+ * <p>Then one-sided 4 KiB reads over ucx with remote reads on ({@code readRemote}: blocking p50/p99 and pipelined
+ * rate), beside {@code ucx_perftest -t ucp_get -s 4096} over the same transports. Without an RDMA device UCX
+ * emulates the get in software over TCP (about a millisecond each), so then only {@value #EMULATED_READS} reads run.
+ *
  * <p>The shapes differ: ucx_perftest is two single-threaded processes busy-polling; here both ends
  * live in one JVM, each with a progress thread, and the client has a requesting thread, so a round
  * trip includes thread hand-offs, and on a machine with few free cores the threads compete.
@@ -57,6 +63,10 @@ public final class TransportComparison {
     /** Targets for the p50 round trip relative to ucx_perftest's. */
     public static final double UCX_TARGET = 1.3;
     public static final double TCP_TARGET = 2.0;
+    /** Reads measured (and pipelined) when UCX emulates them over TCP. */
+    static final int EMULATED_READS = 2000;
+    /** Pages in the exposed region the reads walk through. */
+    private static final int READ_PAGES = 256;
     /** What dvmm sets in its own environment before loading UCX (see Ucp): not passed to ucx_perftest. */
     private static final List<String> DVMM_UCX_SETTINGS = List.of("UCX_ERROR_SIGNALS", "UCX_DEBUG_SIGNO",
             "UCX_MEM_EVENTS");
@@ -89,7 +99,8 @@ public final class TransportComparison {
      * choice of transports when that differs from the floor's (else null).
      */
     public record Result(int iterations, int warmup, int window, String ucxTls, List<Measured> transports,
-                         String ucxMissing, Perftest floor, Perftest perftestDefault) {
+                         String ucxMissing, Perftest floor, Perftest perftestDefault, Measured remoteRead,
+                         Perftest getFloor) {
 
         private double ratio(Measured m) {
             return floor != null && floor.ran() ? m.micros(50) / floor.roundTripP50Micros() : Double.NaN;
@@ -114,6 +125,27 @@ public final class TransportComparison {
             }
             appendPerftest(b, floor, "ucx_perftest", "floor");
             appendPerftest(b, perftestDefault, "ucx_perftest", "UCX's default transports, for reference");
+            if (remoteRead != null) {
+                b.append(String.format(Locale.ROOT, "%n4 KiB one-sided reads (readRemote, remote reads on): %d after"
+                        + " warm-up, pipelined with %d in flight%n", remoteRead.roundTripNanos().getTotalCount(), window));
+                b.append(String.format(Locale.ROOT, "%-22s %9s %9s %9s %13s %14s%n", "read", "p50 us", "p99 us",
+                        "mean us", "pipelined/s", "p50/ucp_get"));
+                // Over TCP ucx_perftest's target does not progress its worker for a get (it expects the NIC to
+                // answer), so UCX's emulation answers from a slow timer there: no floor to compare with.
+                double ratio = getFloor != null && getFloor.ran() && !"tcp".equals(getFloor.tls())
+                        ? remoteRead.micros(50) / getFloor.oneWayP50Micros() : Double.NaN;
+                b.append(String.format(Locale.ROOT, "%-22s %9.2f %9.2f %9.2f %13.0f %14s%n", remoteRead.name(),
+                        remoteRead.micros(50), remoteRead.micros(99), remoteRead.roundTripNanos().getMean() / 1000.0,
+                        remoteRead.pipelinedPerSecond(),
+                        Double.isNaN(ratio) ? "-" : String.format(Locale.ROOT, "%.2f", ratio)));
+                if (getFloor != null && !getFloor.ran()) {
+                    b.append("ucx_perftest ucp_get: ").append(getFloor.error()).append('\n');
+                } else if (getFloor != null) {
+                    b.append(String.format(Locale.ROOT, "%-22s %9.2f %9s %9.2f %13.0f %14s  per get; UCX_TLS=%s%n",
+                            "ucx_perftest ucp_get", getFloor.oneWayP50Micros(), "-", getFloor.oneWayAverageMicros(),
+                            getFloor.messagesPerSecond(), "-", getFloor.tls()));
+                }
+            }
             return b.toString();
         }
 
@@ -152,6 +184,18 @@ public final class TransportComparison {
             b.append("  },\n");
             b.append("  \"ucx_perftest\": ").append(perftestJson(floor)).append(",\n");
             b.append("  \"ucx_perftest_default_tls\": ").append(perftestJson(perftestDefault)).append(",\n");
+            if (remoteRead != null) {
+                b.append(String.format(Locale.ROOT, "  \"ucx_read_remote\": {\"reads\": %d, \"p50_us\": %.2f,"
+                        + " \"p99_us\": %.2f, \"mean_us\": %.2f, \"pipelined_per_s\": %.0f},%n",
+                        remoteRead.roundTripNanos().getTotalCount(), remoteRead.micros(50), remoteRead.micros(99),
+                        remoteRead.roundTripNanos().getMean() / 1000.0, remoteRead.pipelinedPerSecond()));
+                b.append("  \"ucx_perftest_ucp_get\": ").append(getFloor == null ? "null" : !getFloor.ran()
+                        ? "{\"error\": \"" + json(getFloor.error()) + "\"}"
+                        : String.format(Locale.ROOT, "{\"tls\": \"%s\", \"per_get_p50_us\": %.3f,"
+                        + " \"per_get_mean_us\": %.3f, \"gets_per_s\": %.0f}", json(getFloor.tls()),
+                        getFloor.oneWayP50Micros(), getFloor.oneWayAverageMicros(), getFloor.messagesPerSecond()))
+                        .append(",\n");
+            }
             b.append(String.format(Locale.ROOT, "  \"targets\": {\"ucx_over_perftest\": %.1f, \"tcp_over_perftest\": %.1f}%n}%n",
                     UCX_TARGET, TCP_TARGET));
             return b.toString();
@@ -225,7 +269,106 @@ public final class TransportComparison {
             progress.println("ucx_perftest tag_lat 4 KiB");
             floor = perftest(userTls, iterations, warmup);
         }
-        return new Result(iterations, warmup, window, shownTls, results, ucxMissing, floor, perftestDefault);
+        Measured remoteRead = null;
+        Perftest getFloor = null;
+        if (ucxMissing == null) {
+            int reads = rdma ? iterations : Math.min(iterations, EMULATED_READS);
+            int readWarmup = rdma ? warmup : Math.min(warmup, EMULATED_READS / 10);
+            progress.println("ucx one-sided reads: " + reads + " blocking, then pipelined" + (rdma ? ""
+                    : " (UCX emulates them over TCP here: fewer)"));
+            remoteRead = measureReads(secret, readWarmup, reads, window);
+            if (onPath("ucx_perftest")) {
+                String tls = userTls != null ? userTls : rdma ? null : "tcp";
+                progress.println("ucx_perftest ucp_get 4 KiB");
+                getFloor = perftest(tls, "ucp_get", reads, readWarmup);
+            }
+        }
+        return new Result(iterations, warmup, window, shownTls, results, ucxMissing, floor, perftestDefault,
+                remoteRead, getFloor);
+    }
+
+    /** Completes blocking reads (the waiting thread parks) and pipelined ones (window permits). */
+    private static final class ReadCompletion implements RemoteReadHandler {
+        final Semaphore permits;
+        volatile Thread waiter;
+        volatile long completed = -1;
+        volatile TransportException failure;
+
+        ReadCompletion(int window) {
+            permits = new Semaphore(window);
+        }
+
+        @Override
+        public void onRemoteRead(int peer, long token, TransportException cause) {
+            if (cause != null) {
+                failure = cause;
+            }
+            if (token < 0) {
+                permits.release();
+                return;
+            }
+            completed = token;
+            LockSupport.unpark(waiter);
+        }
+    }
+
+    /** Rank 0 reads 4 KiB pages of a region rank 1 exposed, one at a time and then {@code window} in flight. */
+    private static Measured measureReads(byte[] secret, int warmup, int reads, int window)
+            throws TransportException, InterruptedException {
+        UcxTransport client = new UcxTransport(UcxTransportConfig.loopback(0, 2, secret)
+                .withRemoteReads(UcxTransportConfig.RemoteReads.ON));
+        UcxTransport server = new UcxTransport(UcxTransportConfig.loopback(1, 2, secret)
+                .withRemoteReads(UcxTransportConfig.RemoteReads.ON));
+        try (client; server; Arena arena = Arena.ofShared()) {
+            MemorySegment region = arena.allocate((long) READ_PAGES * PAYLOAD, 4096);
+            region.fill((byte) 0x3C);
+            server.exposeMemory(region);
+            List<Endpoint> endpoints = List.of(client.localEndpoint(), server.localEndpoint());
+            client.start(endpoints, message -> { }, PeerListener.NONE);
+            server.start(endpoints, message -> { }, PeerListener.NONE);
+            client.awaitConnected(Duration.ofSeconds(20));
+            server.awaitConnected(Duration.ofSeconds(20));
+            MemorySegment pages = arena.allocate((long) window * PAYLOAD, 4096);
+            MemorySegment[] slots = new MemorySegment[window];
+            for (int w = 0; w < window; w++) {
+                slots[w] = pages.asSlice((long) w * PAYLOAD, PAYLOAD);
+            }
+            MemorySegment page = slots[0];
+            ReadCompletion done = new ReadCompletion(window);
+            done.waiter = Thread.currentThread();
+            Histogram histogram = new Histogram(TimeUnit.SECONDS.toNanos(10), 3);
+            long deadline = System.nanoTime() + TIMEOUT;
+            for (int i = 0; i < warmup + reads; i++) {
+                long start = System.nanoTime();
+                client.readRemote(1, (long) (i % READ_PAGES) * PAYLOAD, page, done, i);
+                while (done.completed != i) {
+                    LockSupport.parkNanos(done, 1_000_000);
+                    if (System.nanoTime() - deadline > 0) {
+                        throw new IllegalStateException("remote read " + i + " did not complete");
+                    }
+                }
+                long elapsed = System.nanoTime() - start;
+                if (i >= warmup) {
+                    histogram.recordValue(elapsed);
+                }
+            }
+            long start = System.nanoTime();
+            for (int i = 0; i < reads; i++) {
+                if (!done.permits.tryAcquire(30, TimeUnit.SECONDS)) {
+                    throw new IllegalStateException("pipelined remote read " + i + " did not complete in 30 s");
+                }
+                // Timing only: a page is reused after 'window' reads, whether or not reads complete in order.
+                client.readRemote(1, (long) (i % READ_PAGES) * PAYLOAD, slots[i % window], done, -1);
+            }
+            if (!done.permits.tryAcquire(window, 30, TimeUnit.SECONDS)) {
+                throw new IllegalStateException("the last pipelined remote reads did not complete in 30 s");
+            }
+            double seconds = (System.nanoTime() - start) / 1e9;
+            if (done.failure != null) {
+                throw done.failure;
+            }
+            return new Measured("ucx-read-remote", histogram, reads / seconds);
+        }
     }
 
     private interface TransportFactory {
@@ -334,6 +477,11 @@ public final class TransportComparison {
 
     /** ucx_perftest tag_lat with 4 KiB messages, server and client on 127.0.0.1; {@code tls} null: UCX's choice. */
     static Perftest perftest(String tls, int iterations, int warmup) {
+        return perftest(tls, "tag_lat", iterations, warmup);
+    }
+
+    /** ucx_perftest {@code test} ("tag_lat", "ucp_get") with 4 KiB, server and client on 127.0.0.1. */
+    static Perftest perftest(String tls, String test, int iterations, int warmup) {
         String shownTls = tls == null ? "(unset: UCX picks)" : tls;
         int port;
         try (ServerSocket probe = new ServerSocket(0)) {
@@ -350,7 +498,7 @@ public final class TransportComparison {
             for (int attempt = 0; attempt < 50 && output == null; attempt++) {
                 Thread.sleep(100);
                 Process client = perftestProcess(tls, List.of("ucx_perftest", "127.0.0.1", "-p", Integer.toString(port),
-                        "-t", "tag_lat", "-s", Integer.toString(PAYLOAD), "-n", Integer.toString(iterations),
+                        "-t", test, "-s", Integer.toString(PAYLOAD), "-n", Integer.toString(iterations),
                         "-w", Integer.toString(warmup))).redirectErrorStream(true).start();
                 String text = new String(client.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
                 if (!client.waitFor(120, TimeUnit.SECONDS)) {

@@ -8,6 +8,7 @@ import dev.dvmm.bindings.ucx.UcpAmHandlerParam;
 import dev.dvmm.bindings.ucx.UcpAmRecvParam;
 import dev.dvmm.bindings.ucx.UcpConstants;
 import dev.dvmm.bindings.ucx.UcpEpParams;
+import dev.dvmm.bindings.ucx.UcpMemMapParams;
 import dev.dvmm.bindings.ucx.UcpParams;
 import dev.dvmm.bindings.ucx.UcpRequestParam;
 import dev.dvmm.bindings.ucx.UcpWorkerAttr;
@@ -79,11 +80,25 @@ import org.apache.logging.log4j.Logger;
  * the bootstrap connections and watches them; it hands peer events to the progress thread.
  * Allocation-free in steady state, like the TCP transport.
  *
+ * <h2>One-sided reads</h2>
+ * With {@link UcxTransportConfig#remoteReads()} on (or auto and an RDMA transport present),
+ * {@link #exposeMemory} registers a region with {@code ucp_mem_map(UCP_MEM_MAP_NONBLOCK)} and packs its remote
+ * key; key, base address and length travel in the bootstrap (REGION, after ADDRESS; an empty key from a node that
+ * exposed nothing), and each side unpacks the peer's key on its endpoint. {@link #readRemote} is one
+ * {@code ucp_get_nbx} into the caller's memory, with a preallocated request slot whose index is the UCX user data.
+ * The completion callback only parks the slot; the progress thread calls the {@link RemoteReadHandler} after
+ * {@code ucp_worker_progress} returns, as it does for messages. Reads outstanding when a peer goes down complete
+ * with {@code PEER_DIED}, at close with {@code CLOSED}: UCX cancels them when the endpoint closes, and whatever it
+ * leaves is failed by the transport; a slot's state word decides who completes it, so each read completes once.
+ * So that a registration never pins pages the DSM later punches out, remote reads set UCX's IB memory domain to
+ * implicit on-demand paging, else per-region ODP ({@code REG_METHODS=odp,direct}, {@code ODP_MAX_SIZE=inf}) unless
+ * the user set those variables: an HCA without ODP then fails the registration loudly instead of pinning
+ * (docs/DEPLOYMENT.md).
+ *
  * <h2>What UCX does not give</h2>
  * UCX endpoints carry no authentication of their own: the session token keeps strangers that never
  * passed the bootstrap out, but the fabric itself must be trusted (as it must for TCP after the
- * handshake). One-sided RMA (page reads with {@code ucp_get_nbx}) is bound in {@link Ucp} but not used
- * here yet: over TCP it is emulated and slow (MACHINES.md), so {@link #usesRma()} is false.
+ * handshake); a peer with a node's remote key reads its exposed region without that node's code running.
  */
 public final class UcxTransport implements Transport {
     private static final Logger LOG = LogManager.getLogger(UcxTransport.class);
@@ -97,13 +112,15 @@ public final class UcxTransport implements Transport {
     static final int SEQUENCE_OFFSET = SENDER_OFFSET + 8;
     static final int TOKEN_OFFSET = SENDER_OFFSET + 16;
 
-    /** Marks bootstrap frames of this transport (arg3 of CHALLENGE and PROOF): "DVUCX" + version 1. */
-    static final long BOOTSTRAP_MAGIC = 0x0001_5843_5556_44L;
+    /** Marks bootstrap frames of this transport (arg3 of CHALLENGE and PROOF): "DVUCX" + version 2 (REGION). */
+    static final long BOOTSTRAP_MAGIC = 0x0002_5843_5556_44L;
     static final short STEP_CHALLENGE = 1;
     static final short STEP_PROOF = 2;
     static final short STEP_WELCOME = 3;
     static final short STEP_ADDRESS = 4;
     static final short STEP_READY = 5;
+    /** The exposed region: base (arg1), length (arg2), packed remote key (payload; empty: nothing exposed). */
+    static final short STEP_REGION = 6;
     /** Worker addresses are a few hundred bytes; multi-rail IB addresses a few KiB. */
     static final int MAX_WORKER_ADDRESS = 16 << 10;
 
@@ -123,6 +140,17 @@ public final class UcxTransport implements Transport {
     private static final long SLOT_DATA = 256;
     /** Smallest copy buffer of a parked message: a page and then some, so it is allocated once. */
     private static final long PARKED_COPY_MIN = 16 << 10;
+
+    /** Read slot states: free; taken by a reader; UCX has it; UCX finished it (queued for delivery); failed by
+     *  the transport while UCX still has it (UCX's callback frees it). */
+    private static final int READ_FREE = 0;
+    private static final int READ_STARTING = 1;
+    private static final int READ_INFLIGHT = 2;
+    private static final int READ_COMPLETED = 3;
+    private static final int READ_ABANDONED = 4;
+    /** The UCX variables (memory-domain names, without UCX_IB_) that keep registrations from pinning. */
+    private static final String REG_METHODS = "REG_METHODS";
+    private static final String ODP_MAX_SIZE = "ODP_MAX_SIZE";
 
     private static final int PEER_NEW = 0;
     private static final int PEER_UP = 1;
@@ -148,6 +176,10 @@ public final class UcxTransport implements Transport {
     private final int eventFd;
     private final byte[] workerAddress;
     private final boolean rdmaDevicePresent;
+    /** One-sided reads are on (config ON, or AUTO with an RDMA transport). */
+    private final boolean remoteReads;
+    /** Reads UCX holds a request for (they keep the progress thread polling). */
+    private final AtomicInteger readsInUcx = new AtomicInteger();
     private final ServerSocketChannel server;
     private final Selector selector;
     private final Endpoint localEndpoint;
@@ -164,6 +196,7 @@ public final class UcxTransport implements Transport {
     private final MemorySegment sendCompletionStub;
     private final MemorySegment receiveCompletionStub;
     private final MemorySegment endpointErrorStub;
+    private final MemorySegment readCompletionStub;
     private final MemorySegment closeParam;
     private final MemorySegment pollFd;
 
@@ -173,6 +206,22 @@ public final class UcxTransport implements Transport {
     private int[] freeSlots;
     private int freeCount;
     private int slotWaiters;
+
+    // One-sided reads: slots, a free list and a queue of finished ones, both guarded by 'readLock' (which is never
+    // held across a UCX call, so UCX's callbacks may take it).
+    private final Object readLock = new Object();
+    private ReadSlot[] readSlots;
+    private int[] freeReads;
+    private int freeReadCount;
+    private int[] finishedReads;
+    private volatile int finishedReadCount;
+    /** Progress thread: the finished reads being delivered (a copy of the queue, taken under readLock). */
+    private int[] deliveringReads;
+    /** The region this node exposed ({@link #exposeMemory}); memh 0 if none. Set before start, under lifecycle. */
+    private long exposedMemh;
+    private long exposedBase;
+    private long exposedLength;
+    private byte[] exposedKey = new byte[0];
 
     // Progress thread only.
     private final InboundMessage inbound = new InboundMessage();
@@ -228,9 +277,15 @@ public final class UcxTransport implements Transport {
             this.context = createdContext;
             this.worker = createdWorker;
             this.rdmaDevicePresent = UcxInfo.rdmaTransportIn(ucp.contextInfo(createdContext));
+            this.remoteReads = switch (config.remoteReads()) {
+                case ON -> true;
+                case OFF -> false;
+                case AUTO -> rdmaDevicePresent;
+            };
             this.sendCompletionStub = Ucp.sendCompletionStub(this::onSendComplete, arena);
             this.receiveCompletionStub = Ucp.receiveCompletionStub(this::onReceiveComplete, arena);
             this.endpointErrorStub = Ucp.endpointErrorStub(this::onEndpointError, arena);
+            this.readCompletionStub = Ucp.sendCompletionStub(this::onReadComplete, arena);
             installHandler();
             this.workerAddress = ucp.workerAddress(createdWorker);
             if (workerAddress.length > MAX_WORKER_ADDRESS) {
@@ -243,6 +298,7 @@ public final class UcxTransport implements Transport {
             PollFd.fd(pollFd, eventFd);
             PollFd.events(pollFd, PosixConstants.POLLIN);
             initSlots(config.sendBuffers());
+            initReads(remoteReads ? config.requestSlots() : 0);
 
             openedSelector = Selector.open();
             boundServer = ServerSocketChannel.open();
@@ -283,9 +339,47 @@ public final class UcxTransport implements Transport {
         // UCX_* environment variables (UCX_TLS, UCX_NET_DEVICES, ...) reach UCX through its config.
         long ucxConfig = ucp.configRead();
         try {
+            if (config.remoteReads() != UcxTransportConfig.RemoteReads.OFF && infinibandDevicePresent()) {
+                keepRegistrationsFromPinning(ucxConfig);
+            }
             return ucp.init(params, ucxConfig);
         } finally {
             ucp.configRelease(ucxConfig);
+        }
+    }
+
+    /**
+     * An exposed region is read while its owner punches pages out of it: a pinned registration would keep serving
+     * the old pages. UCX 1.13's IB memory domain gives {@code UCP_MEM_MAP_NONBLOCK} on-demand paging only where
+     * {@code UCX_IB_ODP_MAX_SIZE} allows it, which "auto" does not with upstream rdma-core (it probes only the old
+     * experimental verbs), so by default it would pin. Hence, for this context only and unless the user set them:
+     * implicit ODP (one key for the address space, never pinned) where the HCA has it, else direct registration with
+     * ODP for NONBLOCK regions of any size; an HCA without ODP then refuses the registration instead of pinning.
+     */
+    private void keepRegistrationsFromPinning(long ucxConfig) {
+        boolean userMethods = System.getenv("UCX_IB_" + REG_METHODS) != null;
+        boolean userOdpSize = System.getenv("UCX_IB_" + ODP_MAX_SIZE) != null;
+        if (!userMethods) {
+            ucp.configModify(ucxConfig, REG_METHODS, "odp,direct");
+        }
+        if (!userOdpSize) {
+            ucp.configModify(ucxConfig, ODP_MAX_SIZE, "inf");
+        }
+        if (userMethods || userOdpSize) {
+            LOG.info("rank {}: remote reads with the user's UCX_IB_{} / UCX_IB_{}: make sure they never pin (docs/"
+                    + "DEPLOYMENT.md)", rank, REG_METHODS, ODP_MAX_SIZE);
+        }
+    }
+
+    /**
+     * Whether the kernel lists an InfiniBand/RoCE device: only then is there an IB memory domain to configure (UCX
+     * warns about variables that no component used).
+     */
+    private static boolean infinibandDevicePresent() {
+        try (var devices = java.nio.file.Files.list(java.nio.file.Path.of("/sys/class/infiniband"))) {
+            return devices.findAny().isPresent();
+        } catch (IOException e) {
+            return false;
         }
     }
 
@@ -321,6 +415,24 @@ public final class UcxTransport implements Transport {
         UcpAmHandlerParam.flags(params, UcpConstants.UCP_AM_FLAG_WHOLE_MSG);
         UcpAmHandlerParam.cb(params, Ucp.activeMessageStub(this::onActiveMessage, arena).address());
         ucp.setAmRecvHandler(worker, params);
+    }
+
+    private void initReads(int count) {
+        readSlots = new ReadSlot[count];
+        freeReads = new int[count];
+        finishedReads = new int[count];
+        deliveringReads = new int[count];
+        MemorySegment params = count == 0 ? MemorySegment.NULL : arena.allocate(UcpRequestParam.LAYOUT, count);
+        for (int i = 0; i < count; i++) {
+            MemorySegment param = params.asSlice(i * UcpRequestParam.SIZE, UcpRequestParam.SIZE);
+            UcpRequestParam.opAttrMask(param, UcpConstants.UCP_OP_ATTR_FIELD_CALLBACK
+                    | UcpConstants.UCP_OP_ATTR_FIELD_USER_DATA);
+            UcpRequestParam.cbSend(param, readCompletionStub.address());
+            UcpRequestParam.userData(param, i);
+            readSlots[i] = new ReadSlot(param);
+            freeReads[i] = count - 1 - i;
+        }
+        freeReadCount = count;
     }
 
     private void initSlots(int count) {
@@ -381,9 +493,16 @@ public final class UcxTransport implements Transport {
         return peer(peer).inboundToken;
     }
 
-    /** Whether pages move by one-sided RMA reads; not yet (see the class comment). */
-    public boolean usesRma() {
-        return false;
+    /** Whether this transport does one-sided reads (configured on, or auto with an RDMA transport present). */
+    public boolean remoteReadsEnabled() {
+        return remoteReads;
+    }
+
+    /** One-sided reads started and not yet delivered to their handler (for tests and diagnostics). */
+    public int outstandingReads() {
+        synchronized (readLock) {
+            return readSlots.length - freeReadCount;
+        }
     }
 
     /** Whether UCX sees an RDMA-capable transport (verbs rc/ud/dc) on this node. */
@@ -539,6 +658,265 @@ public final class UcxTransport implements Transport {
             throw new IllegalArgumentException("correlation id 0 belongs to no request");
         }
         transmit(peer(peer), FrameDescriptor.KIND_REPLY, correlationId, message);
+    }
+
+    // ---------------------------------------------------------------- one-sided reads
+
+    @Override
+    public void exposeMemory(MemorySegment region) throws TransportException {
+        if (region == null || !region.isNative() || region.byteSize() == 0) {
+            throw new IllegalArgumentException("only a non-empty native memory region can be exposed");
+        }
+        synchronized (lifecycle) {
+            if (closed) {
+                throw closedException();
+            }
+            if (started) {
+                throw new IllegalStateException("rank " + rank + " exposes memory after start: peers learn it while"
+                        + " connecting");
+            }
+            if (exposedMemh != 0) {
+                throw new IllegalStateException("rank " + rank + " already exposed a region");
+            }
+            if (!remoteReads) {
+                throw new TransportException(Reason.UNSUPPORTED, -1, remoteReadsOff());
+            }
+            long memh;
+            try (Arena scratch = Arena.ofConfined()) {
+                MemorySegment params = scratch.allocate(UcpMemMapParams.LAYOUT);
+                UcpMemMapParams.fieldMask(params, UcpConstants.UCP_MEM_MAP_PARAM_FIELD_ADDRESS
+                        | UcpConstants.UCP_MEM_MAP_PARAM_FIELD_LENGTH | UcpConstants.UCP_MEM_MAP_PARAM_FIELD_FLAGS);
+                UcpMemMapParams.address(params, region.address());
+                UcpMemMapParams.length(params, region.byteSize());
+                // Non-blocking: on InfiniBand an on-demand-paging registration (see keepRegistrationsFromPinning).
+                UcpMemMapParams.flags(params, UcpConstants.UCP_MEM_MAP_NONBLOCK);
+                memh = ucp.memMap(context, params);
+            } catch (UcxException e) {
+                throw new TransportException(Reason.UNSUPPORTED, -1, "rank " + rank + " cannot register "
+                        + region.byteSize() + " bytes for remote reads (" + e.getMessage() + "); on InfiniBand this"
+                        + " needs an HCA with on-demand paging, see docs/DEPLOYMENT.md", e);
+            }
+            try {
+                exposedKey = ucp.rkeyPack(context, memh);
+            } catch (UcxException e) {
+                ucp.memUnmap(context, memh);
+                throw new TransportException(Reason.UNSUPPORTED, -1, "rank " + rank + " cannot pack the remote key"
+                        + " of its region: " + e.getMessage(), e);
+            }
+            if (exposedKey.length == 0 || exposedKey.length > MAX_WORKER_ADDRESS) {
+                int keyLength = exposedKey.length;
+                ucp.memUnmap(context, memh);
+                exposedKey = new byte[0];
+                throw new TransportException(Reason.UNSUPPORTED, -1, "rank " + rank + "'s remote key has "
+                        + keyLength + " bytes, the bootstrap carries 1.." + MAX_WORKER_ADDRESS);
+            }
+            exposedMemh = memh;
+            exposedBase = region.address();
+            exposedLength = region.byteSize();
+        }
+    }
+
+    private String remoteReadsOff() {
+        return "rank " + rank + " does no one-sided reads: remote reads are " + config.remoteReads()
+                + (config.remoteReads() == UcxTransportConfig.RemoteReads.AUTO
+                ? " and UCX sees no RDMA transport here" : "");
+    }
+
+    @Override
+    public boolean canReadRemote(int peer) {
+        if (!remoteReads || peer < 0 || peer >= size || peer == rank) {
+            return false;
+        }
+        Peer target = peers[peer];
+        return target.state == PEER_UP && target.rkey != 0;
+    }
+
+    @Override
+    public void readRemote(int peer, long offset, MemorySegment dst, RemoteReadHandler readHandler, long token)
+            throws TransportException {
+        Peer target = peer(peer);
+        if (readHandler == null || dst == null || !dst.isNative()) {
+            throw new IllegalArgumentException("a remote read needs a handler and native destination memory");
+        }
+        if (!remoteReads) {
+            throw new TransportException(Reason.UNSUPPORTED, peer, remoteReadsOff());
+        }
+        if (closed) {
+            throw closedException();
+        }
+        if (target.state != PEER_UP) {
+            throw notUp(target);
+        }
+        long length = dst.byteSize();
+        long exposed = target.remoteLength;
+        if (exposed == 0) {
+            throw new TransportException(Reason.UNSUPPORTED, peer, "rank " + peer + " exposed no memory");
+        }
+        if (offset < 0 || length > exposed || offset > exposed - length) {
+            throw new TransportException(Reason.UNSUPPORTED, peer, "bytes " + offset + ".." + (offset + length)
+                    + " are outside the " + exposed + " bytes rank " + peer + " exposed");
+        }
+        int index = acquireRead(peer);
+        ReadSlot slot = readSlots[index];
+        slot.peer = peer;
+        slot.handler = readHandler;
+        slot.token = token;
+        boolean onProgressThread = Thread.currentThread() == progressThread;
+        // As for sends: the 'senders' count keeps the endpoint and the remote key alive during the UCX call.
+        target.senders.incrementAndGet();
+        try {
+            int state = target.state;
+            long ep = target.ep;
+            long rkey = target.rkey;
+            if (closed || ep == 0 || rkey == 0 || state != PEER_UP) {
+                releaseRead(index);
+                throw notUp(target);
+            }
+            slot.state = READ_INFLIGHT;
+            readsInUcx.incrementAndGet();
+            long status = ucp.getNbx(ep, dst.address(), length, target.remoteBase + offset, rkey, slot.param);
+            if (Ucp.isRequest(status)) {
+                if (!onProgressThread) {
+                    // The completion needs progress: keep the progress thread polling, wake it if it sleeps.
+                    lastSend = System.nanoTime();
+                    if (sleeping) {
+                        ucp.workerSignal(worker);
+                    }
+                }
+                return;
+            }
+            readsInUcx.decrementAndGet();
+            if (status == 0) {
+                // Done at once (shared memory, loopback): the handler still runs on the progress thread.
+                finishRead(index, UcsConstants.UCS_OK);
+                if (!onProgressThread) {
+                    signalProgress();
+                }
+                return;
+            }
+            if (slot.compareAndSetState(READ_INFLIGHT, READ_STARTING)) {
+                releaseRead(index);
+            }
+            int error = Ucp.status(status);
+            throw new TransportException(error == UcsConstants.UCS_ERR_UNSUPPORTED
+                    || error == UcsConstants.UCS_ERR_NOT_IMPLEMENTED ? Reason.UNSUPPORTED : Reason.PEER_DIED, peer,
+                    "reading from rank " + peer + " failed: " + ucp.statusString(error));
+        } finally {
+            target.senders.decrementAndGet();
+        }
+    }
+
+    private int acquireRead(int peer) throws TransportException {
+        synchronized (readLock) {
+            if (freeReadCount == 0) {
+                throw new TransportException(Reason.OVERLOADED, peer, "all " + readSlots.length
+                        + " remote read slots of rank " + rank + " are in use");
+            }
+            int index = freeReads[--freeReadCount];
+            readSlots[index].state = READ_STARTING;
+            return index;
+        }
+    }
+
+    private void releaseRead(int index) {
+        ReadSlot slot = readSlots[index];
+        slot.handler = null;
+        synchronized (readLock) {
+            slot.state = READ_FREE;
+            freeReads[freeReadCount++] = index;
+        }
+    }
+
+    /** Queues a read UCX finished for delivery by the progress thread. Any thread; never blocks on UCX. */
+    private void finishRead(int index, int status) {
+        ReadSlot slot = readSlots[index];
+        slot.status = status;
+        if (slot.compareAndSetState(READ_INFLIGHT, READ_COMPLETED)) {
+            synchronized (readLock) {
+                finishedReads[finishedReadCount++] = index;
+            }
+        } else if (slot.state == READ_ABANDONED) {
+            // The transport already failed it (peer down, close): UCX is done with the memory now.
+            releaseRead(index);
+        }
+    }
+
+    /** {@code ucp_send_nbx_callback_t} of {@code ucp_get_nbx}: park the outcome, deliver after progress. */
+    private void onReadComplete(long request, byte status, long userData) {
+        ucp.requestFree(request);
+        readsInUcx.decrementAndGet();
+        finishRead((int) userData, status);
+    }
+
+    /** Whether UCX holds a read from {@code peer}. */
+    private boolean readsHeldByUcx(int peer) {
+        for (ReadSlot slot : readSlots) {
+            int state = slot.state;
+            if ((state == READ_INFLIGHT || state == READ_ABANDONED) && slot.peer == peer) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Calls the handlers of finished reads, outside any UCX callback. Progress thread (or closer). */
+    private void deliverReads() {
+        int count;
+        synchronized (readLock) {
+            count = finishedReadCount;
+            System.arraycopy(finishedReads, 0, deliveringReads, 0, count);
+            finishedReadCount = 0;
+        }
+        for (int i = 0; i < count; i++) {
+            int index = deliveringReads[i];
+            ReadSlot slot = readSlots[index];
+            int peer = slot.peer;
+            RemoteReadHandler readHandler = slot.handler;
+            long token = slot.token;
+            TransportException failure = slot.status == UcsConstants.UCS_OK ? null : readFailure(peer, slot.status);
+            releaseRead(index);
+            callReadHandler(readHandler, peer, token, failure);
+        }
+    }
+
+    private TransportException readFailure(int peer, int status) {
+        if (closed) {
+            return closedException();
+        }
+        Peer target = peers[peer];
+        TransportException cause = target.downCause;
+        if (cause != null) {
+            return new TransportException(Reason.PEER_DIED, peer, "rank " + peer + " went down during a remote read: "
+                    + cause.getMessage(), cause);
+        }
+        return new TransportException(Reason.PEER_DIED, peer, "reading from rank " + peer + " failed: "
+                + ucp.statusString(status));
+    }
+
+    private void callReadHandler(RemoteReadHandler readHandler, int peer, long token, TransportException failure) {
+        try {
+            readHandler.onRemoteRead(peer, token, failure);
+        } catch (RuntimeException e) {
+            LOG.error("rank {}: remote read handler failed on a read from rank {}: {}", rank, peer, e.toString());
+        }
+    }
+
+    /**
+     * Fails the reads UCX still holds for {@code peer} (every peer if -1) after their endpoint closed: UCX cancels
+     * what it tracks, this catches the rest. Their slots come back when UCX's callback does, or never (the worker
+     * is being destroyed). Progress thread (or closer), outside UCX callbacks.
+     */
+    private void abandonReads(int peer, TransportException cause) {
+        for (int i = 0; i < readSlots.length; i++) {
+            ReadSlot slot = readSlots[i];
+            if (slot.state == READ_INFLIGHT && (peer < 0 || slot.peer == peer)
+                    && slot.compareAndSetState(READ_INFLIGHT, READ_ABANDONED)) {
+                TransportException failure = cause.reason() == Reason.CLOSED ? closedException()
+                        : new TransportException(Reason.PEER_DIED, slot.peer, "rank " + slot.peer
+                        + " went down during a remote read: " + cause.getMessage(), cause);
+                callReadHandler(slot.handler, slot.peer, slot.token, failure);
+            }
+        }
     }
 
     private TransportException overloaded(int peer) {
@@ -997,6 +1375,11 @@ public final class UcxTransport implements Transport {
                 if (readyCount > 0) {
                     deliverReady();
                 }
+                if (finishedReadCount > 0) {
+                    // A racy peek: a read finished by another thread also signals the worker.
+                    deliverReads();
+                    progressed++;
+                }
                 if (progressed > 0) {
                     lastWork = System.nanoTime();
                     continue;
@@ -1007,7 +1390,8 @@ public final class UcxTransport implements Transport {
                     nextTick = now + TICK_NANOS;
                 }
                 long idle = Math.min(now - lastWork, now - lastSend);
-                if (idle < busyPoll || (inflightSends.get() > 0 && idle < INFLIGHT_POLL_NANOS)) {
+                boolean inflight = inflightSends.get() > 0 || readsInUcx.get() > 0;
+                if (idle < busyPoll || (inflight && idle < INFLIGHT_POLL_NANOS)) {
                     // Not onSpinWait: with fewer free cores than busy threads a pure spin keeps the
                     // thread that waits for this very message off the core (measured: p50 2x the
                     // busy-poll time); a yield hands it over and costs well under a microsecond if
@@ -1016,10 +1400,11 @@ public final class UcxTransport implements Transport {
                     continue;
                 }
                 sleeping = true;
-                // Dekker pair with transmit(): it bumps inflightSends, then reads 'sleeping'.
-                if (inflightSends.get() > 0 || !events.isEmpty() || closed) {
+                // Dekker pair with transmit() and readRemote(): they bump their counts, then read 'sleeping'.
+                boolean busy = inflightSends.get() > 0 || readsInUcx.get() > 0;
+                if (busy || !events.isEmpty() || closed || finishedReadCount > 0) {
                     sleeping = false;
-                    if (inflightSends.get() > 0) {
+                    if (busy) {
                         // Sends stuck this long (a peer that does not read) need progress that the
                         // event fd of every transport need not announce: look again every millisecond.
                         ucp.waitForEvents(fd, 1, 1);
@@ -1052,8 +1437,22 @@ public final class UcxTransport implements Transport {
                 }
                 long ep = peer.ep;
                 peer.ep = 0;
+                // UCX cancels the reads it tracks on this endpoint (their callbacks queue them); the rest fail here.
                 forceClose(ep, closeParam);
+                deliverReads();
+                abandonReads(peer.rank, peer.downCause);
+                destroyRemoteKey(peer);
             }
+        }
+    }
+
+    /** Forgets a peer's remote key; only once no reader can be inside UCX with it (senders at 0, or never up). */
+    private void destroyRemoteKey(Peer peer) {
+        long rkey = peer.rkey;
+        if (rkey != 0) {
+            peer.rkey = 0;
+            peer.remoteLength = 0;
+            ucp.rkeyDestroy(rkey);
         }
     }
 
@@ -1190,7 +1589,7 @@ public final class UcxTransport implements Transport {
                     || challenge.payload.length != PeerAuthenticator.NONCE_LENGTH) {
                 throw new IOException(peer.endpoint + " answers as rank " + challenge.arg0 + " of a "
                         + challenge.arg1 + "-node cluster" + (challenge.arg3 != BOOTSTRAP_MAGIC
-                        ? " without the UCX bootstrap" : "") + ", expected rank " + peer.rank + " of " + size);
+                        ? " without this version of the UCX bootstrap" : "") + ", expected rank " + peer.rank + " of " + size);
             }
             byte[] connectorNonce = authenticator.nonce();
             byte[] proof = authenticator.proof(challenge.payload, connectorNonce, rank, peer.rank, size);
@@ -1201,8 +1600,10 @@ public final class UcxTransport implements Transport {
                 throw new IOException("rank " + peer.rank + " did not prove it knows the cluster secret");
             }
             Frame address = readFrame(in, STEP_ADDRESS);
-            createEndpoint(peer, address);
+            Frame region = readFrame(in, STEP_REGION);
+            createEndpoint(peer, address, region);
             writeFrame(out, STEP_ADDRESS, rank, peer.inboundToken, 0, 0, workerAddress, null);
+            writeRegion(out);
             readFrame(in, STEP_READY);
             up(peer, channel);
             channel = null;
@@ -1251,8 +1652,10 @@ public final class UcxTransport implements Transport {
             byte[] welcome = authenticator.welcome(acceptorNonce, connectorNonce, peerRank, rank, size);
             writeFrame(out, STEP_WELCOME, rank, size, peerRank, 0, welcome, null);
             writeFrame(out, STEP_ADDRESS, rank, peer.inboundToken, 0, 0, workerAddress, null);
+            writeRegion(out);
             Frame address = readFrame(in, STEP_ADDRESS);
-            createEndpoint(peer, address);
+            Frame region = readFrame(in, STEP_REGION);
+            createEndpoint(peer, address, region);
             writeFrame(out, STEP_READY, rank, 0, 0, 0, new byte[0], null);
             up(peer, channel);
             channel = null;
@@ -1269,10 +1672,22 @@ public final class UcxTransport implements Transport {
         }
     }
 
-    /** Creates the endpoint to a peer from its ADDRESS frame. Bootstrap thread. */
-    private void createEndpoint(Peer peer, Frame address) throws IOException {
+    /** This node's exposed region (an empty key if none), for the peer's one-sided reads. */
+    private void writeRegion(OutputStream out) throws IOException {
+        writeFrame(out, STEP_REGION, rank, exposedBase, exposedLength, 0, exposedKey, null);
+    }
+
+    /** Creates the endpoint to a peer from its ADDRESS frame, and unpacks its REGION's key on it. Bootstrap thread. */
+    private void createEndpoint(Peer peer, Frame address, Frame region) throws IOException {
         if (address.arg0 != peer.rank || address.payload.length == 0) {
             throw new IOException("rank " + peer.rank + " sent a bad worker address frame");
+        }
+        boolean exposes = region.payload.length > 0;
+        if (region.arg0 != peer.rank || region.arg3 != 0 || (exposes
+                ? region.arg1 == 0 || region.arg2 <= 0 || region.arg1 + region.arg2 < region.arg1
+                : region.arg1 != 0 || region.arg2 != 0)) {
+            throw new IOException("rank " + peer.rank + " sent a bad memory region frame (base " + region.arg1
+                    + ", length " + region.arg2 + ", key of " + region.payload.length + " bytes)");
         }
         MemorySegment remote = Arena.ofAuto().allocateFrom(ValueLayout.JAVA_BYTE, address.payload);
         MemorySegment params = peer.endpointParams;
@@ -1283,15 +1698,30 @@ public final class UcxTransport implements Transport {
         UcpEpParams.errHandlerCb(params, endpointErrorStub.address());
         UcpEpParams.errHandlerArg(params, peer.rank);
         long ep = ucp.epCreate(worker, params);
+        long rkey = 0;
+        if (exposes && remoteReads) {
+            try {
+                rkey = ucp.epRkeyUnpack(ep, region.payload);
+            } catch (UcxException e) {
+                forceClose(ep, peer.closeParam);
+                throw new IOException("cannot unpack rank " + peer.rank + "'s remote key: " + e.getMessage(), e);
+            }
+        }
         boolean stored = false;
         synchronized (peer) {
             if (!closed && peer.state == PEER_NEW) {
                 peer.outboundToken = address.arg1;
+                peer.remoteBase = region.arg1;
+                peer.remoteLength = rkey == 0 ? 0 : region.arg2;
+                peer.rkey = rkey;
                 peer.ep = ep;
                 stored = true;
             }
         }
         if (!stored) {
+            if (rkey != 0) {
+                ucp.rkeyDestroy(rkey);
+            }
             forceClose(ep, peer.closeParam);
             throw new IOException("transport closed while connecting to rank " + peer.rank);
         }
@@ -1313,6 +1743,7 @@ public final class UcxTransport implements Transport {
             while (peer.senders.get() != 0) {
                 Thread.onSpinWait();
             }
+            destroyRemoteKey(peer);
             forceClose(ep, peer.closeParam);
         }
     }
@@ -1480,6 +1911,7 @@ public final class UcxTransport implements Transport {
             if (peer != null) {
                 closeQuietly(peer.bootstrap);
                 peer.releaseParked(ucp, worker);
+                destroyRemoteKey(peer);
             }
         }
         closeQuietly(server);
@@ -1493,6 +1925,13 @@ public final class UcxTransport implements Transport {
             }
         }
         ucp.workerDestroy(worker);
+        // Reads UCX finished while closing are told what happened; the rest fail now, UCX has let go of them.
+        deliverReads();
+        abandonReads(-1, closedCause);
+        if (exposedMemh != 0) {
+            ucp.memUnmap(context, exposedMemh);
+            exposedMemh = 0;
+        }
         ucp.cleanup(context);
         for (Peer peer : peers) {
             if (peer != null) {
@@ -1515,13 +1954,21 @@ public final class UcxTransport implements Transport {
     private void flushAndClose(long[] endpoints) {
         long[] pending = new long[endpoints.length];
         int count = 0;
-        UcpRequestParam.opAttrMask(closeParam, 0);
-        for (long ep : endpoints) {
-            if (ep != 0) {
-                long status = ucp.epCloseNbx(ep, closeParam);
-                if (Ucp.isRequest(status)) {
-                    pending[count++] = status;
-                }
+        for (int r = 0; r < endpoints.length; r++) {
+            long ep = endpoints[r];
+            if (ep == 0) {
+                continue;
+            }
+            if (readsHeldByUcx(r)) {
+                // A flush would wait for the reads (forever, from a stuck owner over emulated RMA), and a
+                // worker destroyed with them still on the endpoint aborts: cancel them, they fail with CLOSED.
+                forceClose(ep, closeParam);
+                continue;
+            }
+            UcpRequestParam.opAttrMask(closeParam, 0);
+            long status = ucp.epCloseNbx(ep, closeParam);
+            if (Ucp.isRequest(status)) {
+                pending[count++] = status;
             }
         }
         long deadline = System.nanoTime() + CLOSE_FLUSH_NANOS;
@@ -1596,6 +2043,35 @@ public final class UcxTransport implements Transport {
         }
     }
 
+    /** One one-sided read: its UCX request param (user data = slot index) and whom to tell. */
+    private static final class ReadSlot {
+        private static final java.lang.invoke.VarHandle STATE;
+
+        static {
+            try {
+                STATE = java.lang.invoke.MethodHandles.lookup().findVarHandle(ReadSlot.class, "state", int.class);
+            } catch (ReflectiveOperationException e) {
+                throw new ExceptionInInitializerError(e);
+            }
+        }
+
+        final MemorySegment param;
+        /** READ_*; the transitions out of INFLIGHT are compare-and-set, so one completer wins. */
+        volatile int state;
+        int peer;
+        RemoteReadHandler handler;
+        long token;
+        volatile int status;
+
+        ReadSlot(MemorySegment param) {
+            this.param = param;
+        }
+
+        boolean compareAndSetState(int expected, int next) {
+            return STATE.compareAndSet(this, expected, next);
+        }
+    }
+
     /** A message parked until its sequence number is due. Progress thread only. */
     private static final class Parked {
         final MemorySegment header;
@@ -1648,6 +2124,10 @@ public final class UcxTransport implements Transport {
         /** Set once by the bootstrap thread, cleared by the progress thread when the peer is down. */
         volatile long ep;
         volatile long outboundToken;
+        /** The peer's exposed region: its unpacked remote key (0: none), base address and length. Set with ep. */
+        volatile long rkey;
+        long remoteBase;
+        volatile long remoteLength;
         final AtomicLong sendSequence = new AtomicLong();
         /** Threads inside a UCX call with {@link #ep}; it is closed only at zero. */
         final AtomicInteger senders = new AtomicInteger();

@@ -30,14 +30,39 @@ import java.util.Arrays;
  *                             0: sleep at once
  * @param requestSpinNanos     how long a thread blocked in {@code request} polls for its reply before
  *                             it parks (0: park at once); worth it only with a core to spare
+ * @param remoteReads          whether one-sided reads ({@link Transport#exposeMemory}, {@link Transport#readRemote})
+ *                             are offered: {@link RemoteReads#AUTO} (the default) turns them on only where UCX sees
+ *                             an RDMA transport; {@code requestSlots} also bounds the reads in flight
  * @param ucpLibrary           the libucp to load (a name or a path, as dlopen takes it)
  * @param ucsLibrary           the libucs to load
  */
 public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byte[] clusterSecret, int maxPayload,
                                  Duration handshakeTimeout, Duration connectRetryInterval, int requestSlots,
                                  int inlinePayloadBytes, int sendBuffers, long busyPollNanos, long requestSpinNanos,
-                                 String ucpLibrary,
-                                 String ucsLibrary) {
+                                 RemoteReads remoteReads, String ucpLibrary, String ucsLibrary) {
+
+    /** Whether the transport does one-sided reads. */
+    public enum RemoteReads {
+        /** Never: {@code exposeMemory} says UNSUPPORTED. */
+        OFF,
+        /**
+         * Always, even where UCX has no RDMA transport and emulates RMA in software over TCP (slow, about as costly as
+         * a request; useful for tests).
+         */
+        ON,
+        /** Only where UCX sees an InfiniBand/RoCE transport (rc, dc, ud; verbs or mlx5). */
+        AUTO;
+
+        /** Parses "off", "on" or "auto" (any case); throws IllegalArgumentException naming the choices. */
+        public static RemoteReads parse(String text) {
+            for (RemoteReads value : values()) {
+                if (value.name().equalsIgnoreCase(text == null ? "" : text.strip())) {
+                    return value;
+                }
+            }
+            throw new IllegalArgumentException("remote reads '" + text + "': use off, on or auto");
+        }
+    }
 
     public static final int DEFAULT_MAX_PAYLOAD = 1 << 20;
     /** Covers a 4 KiB page with room to spare, like the TCP transport's inline copy. */
@@ -81,6 +106,9 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
         if (busyPollNanos < 0 || requestSpinNanos < 0) {
             throw new IllegalArgumentException("busy-poll and spin times must not be negative");
         }
+        if (remoteReads == null) {
+            throw new IllegalArgumentException("remote reads setting is missing (off, on or auto)");
+        }
         if (ucpLibrary == null || ucpLibrary.isBlank() || ucsLibrary == null || ucsLibrary.isBlank()) {
             throw new IllegalArgumentException("UCX library names are missing");
         }
@@ -92,11 +120,14 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
         }
     }
 
-    /** Defaults: 1 MiB max payload, 5 s handshake steps, 4096 request slots, 128 send buffers, 100 us busy poll. */
+    /**
+     * Defaults: 1 MiB max payload, 5 s handshake steps, 4096 request slots, 128 send buffers, 100 us busy poll, remote
+     * reads where there is RDMA.
+     */
     public static UcxTransportConfig of(int rank, int clusterSize, Endpoint listen, byte[] clusterSecret) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, DEFAULT_MAX_PAYLOAD,
                 Duration.ofSeconds(5), Duration.ofMillis(50), 4096, DEFAULT_INLINE_PAYLOAD, 128, DEFAULT_BUSY_POLL_NANOS, 0,
-                Ucp.UCP_LIBRARY, Ucp.UCS_LIBRARY);
+                RemoteReads.AUTO, Ucp.UCP_LIBRARY, Ucp.UCS_LIBRARY);
     }
 
     /** Defaults, bootstrap on 127.0.0.1 at a free port. */
@@ -111,33 +142,44 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
 
     public UcxTransportConfig withMaxPayload(int bytes) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, bytes, handshakeTimeout,
-                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, busyPollNanos, requestSpinNanos, ucpLibrary, ucsLibrary);
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, busyPollNanos, requestSpinNanos,
+                remoteReads, ucpLibrary, ucsLibrary);
     }
 
     public UcxTransportConfig withInlinePayloadBytes(int bytes) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, handshakeTimeout,
-                connectRetryInterval, requestSlots, bytes, sendBuffers, busyPollNanos, requestSpinNanos, ucpLibrary, ucsLibrary);
+                connectRetryInterval, requestSlots, bytes, sendBuffers, busyPollNanos, requestSpinNanos, remoteReads,
+                ucpLibrary, ucsLibrary);
     }
 
     public UcxTransportConfig withBusyPollNanos(long nanos) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, handshakeTimeout,
-                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, nanos, requestSpinNanos, ucpLibrary, ucsLibrary);
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, nanos, requestSpinNanos,
+                remoteReads, ucpLibrary, ucsLibrary);
     }
 
     public UcxTransportConfig withRequestSpinNanos(long nanos) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, handshakeTimeout,
-                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, busyPollNanos, nanos, ucpLibrary,
-                ucsLibrary);
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, busyPollNanos, nanos, remoteReads,
+                ucpLibrary, ucsLibrary);
     }
 
     public UcxTransportConfig withHandshakeTimeout(Duration timeout) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, timeout,
-                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, busyPollNanos, requestSpinNanos, ucpLibrary, ucsLibrary);
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, busyPollNanos, requestSpinNanos,
+                remoteReads, ucpLibrary, ucsLibrary);
+    }
+
+    public UcxTransportConfig withRemoteReads(RemoteReads setting) {
+        return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, handshakeTimeout,
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, busyPollNanos, requestSpinNanos,
+                setting, ucpLibrary, ucsLibrary);
     }
 
     public UcxTransportConfig withLibraries(String ucp, String ucs) {
         return new UcxTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, handshakeTimeout,
-                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, busyPollNanos, requestSpinNanos, ucp, ucs);
+                connectRetryInterval, requestSlots, inlinePayloadBytes, sendBuffers, busyPollNanos, requestSpinNanos,
+                remoteReads, ucp, ucs);
     }
 
     @Override
@@ -147,7 +189,8 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
                 && maxPayload == o.maxPayload && handshakeTimeout.equals(o.handshakeTimeout)
                 && connectRetryInterval.equals(o.connectRetryInterval) && requestSlots == o.requestSlots
                 && inlinePayloadBytes == o.inlinePayloadBytes && sendBuffers == o.sendBuffers
-                && busyPollNanos == o.busyPollNanos && requestSpinNanos == o.requestSpinNanos && ucpLibrary.equals(o.ucpLibrary) && ucsLibrary.equals(o.ucsLibrary);
+                && busyPollNanos == o.busyPollNanos && requestSpinNanos == o.requestSpinNanos
+                && remoteReads == o.remoteReads && ucpLibrary.equals(o.ucpLibrary) && ucsLibrary.equals(o.ucsLibrary);
     }
 
     @Override
@@ -161,6 +204,7 @@ public record UcxTransportConfig(int rank, int clusterSize, Endpoint listen, byt
         return "UcxTransportConfig[rank=" + rank + ", clusterSize=" + clusterSize + ", listen=" + listen
                 + ", maxPayload=" + maxPayload + ", requestSlots=" + requestSlots + ", inlinePayloadBytes="
                 + inlinePayloadBytes + ", sendBuffers=" + sendBuffers + ", busyPollNanos=" + busyPollNanos
-                + ", ucpLibrary=" + ucpLibrary + "]";
+                + ", requestSpinNanos=" + requestSpinNanos + ", remoteReads=" + remoteReads + ", ucpLibrary=" + ucpLibrary
+                + "]";
     }
 }

@@ -45,18 +45,34 @@ public abstract class TransportConformanceTest {
      */
     protected abstract Transport newTransport(int rank, int clusterSize) throws TransportException;
 
+    /** Whether {@code transport} (made by {@link #newTransport}) does one-sided reads; by default it does not. */
+    protected boolean doesOneSidedReads(Transport transport) {
+        return false;
+    }
+
+    /** Runs on each unstarted transport of a {@link Cluster}, before any is started. */
+    @FunctionalInterface
+    protected interface BeforeStart {
+        void prepare(Transport transport) throws TransportException;
+    }
+
     /** N started, connected transports with a {@link TestNode} each. */
     protected final class Cluster implements AutoCloseable {
         final Transport[] transports;
         final TestNode[] nodes;
 
         Cluster(int size) throws TransportException {
+            this(size, transport -> { });
+        }
+
+        Cluster(int size, BeforeStart beforeStart) throws TransportException {
             transports = new Transport[size];
             nodes = new TestNode[size];
             List<Endpoint> endpoints = new ArrayList<>();
             try {
                 for (int r = 0; r < size; r++) {
                     transports[r] = newTransport(r, size);
+                    beforeStart.prepare(transports[r]);
                     nodes[r] = new TestNode(r, size);
                     nodes[r].transport = transports[r];
                     endpoints.add(transports[r].localEndpoint());
@@ -641,6 +657,56 @@ public abstract class TransportConformanceTest {
                         return node.lockedReceived == count;
                     }
                 });
+            }
+        }
+    }
+
+    /**
+     * A transport either does one-sided reads (a peer reads the exposed bytes) or says UNSUPPORTED to exposing and
+     * reading, and canReadRemote is false; a node that exposed nothing is never readable.
+     */
+    @Test
+    void oneSidedReadsWorkOrAreRefusedAsUnsupported() throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment region = arena.allocate(4 * 4096, 4096);
+            Patterns.fill(region, 0, 4 * 4096, 77);
+            MemorySegment dst = arena.allocate(4096, 4096);
+            boolean[] supported = new boolean[1];
+            ConcurrentLinkedQueue<TransportException> outcomes = new ConcurrentLinkedQueue<>();
+            AtomicLong calls = new AtomicLong();
+            RemoteReadHandler handler = (peer, token, failure) -> {
+                if (failure != null) {
+                    outcomes.add(failure);
+                }
+                calls.incrementAndGet();
+            };
+            try (Cluster cluster = new Cluster(2, transport -> {
+                if (transport.rank() != 1) {
+                    return;
+                }
+                supported[0] = doesOneSidedReads(transport);
+                if (supported[0]) {
+                    transport.exposeMemory(region);
+                } else {
+                    TransportException refused = assertThrows(TransportException.class,
+                            () -> transport.exposeMemory(region));
+                    assertEquals(Reason.UNSUPPORTED, refused.reason());
+                }
+            })) {
+                Transport reader = cluster.transport(0);
+                assertEquals(supported[0], reader.canReadRemote(1));
+                assertFalse(cluster.transport(1).canReadRemote(0), "rank 0 exposed nothing");
+                if (supported[0]) {
+                    reader.readRemote(1, 4096, dst, handler, 5);
+                    awaitTrue("the remote read", () -> calls.get() == 1);
+                    assertTrue(outcomes.isEmpty(), "the read failed: " + outcomes.peek());
+                    assertTrue(MemorySegment.mismatch(region, 4096, 8192, dst, 0, 4096) < 0, "wrong bytes");
+                } else {
+                    TransportException refused = assertThrows(TransportException.class,
+                            () -> reader.readRemote(1, 0, dst, handler, 5));
+                    assertEquals(Reason.UNSUPPORTED, refused.reason());
+                    assertEquals(0, calls.get(), "a refused read called its handler");
+                }
             }
         }
     }

@@ -26,4 +26,10 @@ class UcxTransportConformanceTest extends TransportConformanceTest {
     protected Transport newTransport(int rank, int clusterSize) throws TransportException {
         return new UcxTransport(UcxTransportConfig.loopback(rank, clusterSize, secret));
     }
+
+    /** With the default configuration (auto): only where UCX sees an RDMA transport. */
+    @Override
+    protected boolean doesOneSidedReads(Transport transport) {
+        return ((UcxTransport) transport).remoteReadsEnabled();
+    }
 }
