@@ -39,7 +39,10 @@ public final class LocalDsmCluster implements AutoCloseable {
         this(config, trace, busyPollNanos, "tcp");
     }
 
-    /** As above over loopback {@code transportKind}: "tcp" or "ucx". */
+    /**
+     * As above over loopback {@code transportKind}: "tcp" or "ucx". With {@code config.oneSidedReads()} the transports
+     * offer one-sided reads (only ucx can: in software over TCP where there is no RDMA device).
+     */
     public LocalDsmCluster(ProtocolConfig config, FaultTrace trace, long busyPollNanos, String transportKind)
             throws TransportException {
         size = config.nodeCount();
@@ -58,7 +61,7 @@ public final class LocalDsmCluster implements AutoCloseable {
                 Posix.check(px.ftruncate(memfd[r], length), "ftruncate");
                 guest[r] = px.mmapChecked(0, length, rw, PosixConstants.MAP_SHARED, memfd[r], 0, "guest mapping");
                 alias[r] = px.mmapChecked(0, length, rw, PosixConstants.MAP_SHARED, memfd[r], 0, "alias mapping");
-                transport[r] = Transport.loopback(transportKind, r, size, SECRET);
+                transport[r] = Transport.loopback(transportKind, r, size, SECRET, config.oneSidedReads());
                 node[r] = new DsmNode(transport[r], config, memfd[r], guest[r], alias[r]);
                 node[r].setTrace(trace);
                 node[r].setBusyPoll(busyPollNanos);

@@ -151,6 +151,15 @@ public interface Transport extends AutoCloseable {
     }
 
     /**
+     * Whether this transport offers one-sided reads at all (supported, and enabled by its configuration); known from
+     * construction, before any peer is connected. A node that uses them must then find {@link #canReadRemote} true
+     * for every peer.
+     */
+    default boolean remoteReadsEnabled() {
+        return false;
+    }
+
+    /**
      * Whether {@link #readRemote} from {@code peer} can be used: this transport does one-sided reads, is configured
      * to, and {@code peer} exposed memory. Known once the peer is connected; false for a peer that is not.
      */
@@ -190,9 +199,26 @@ public interface Transport extends AutoCloseable {
      * @throws IllegalArgumentException for another kind
      */
     static Transport loopback(String kind, int rank, int size, byte[] secret) throws TransportException {
+        return loopback(kind, rank, size, secret, false);
+    }
+
+    /**
+     * As above; with {@code remoteReads} the transport offers one-sided reads even where the fabric has no RDMA (UCX
+     * then emulates them in software over TCP): only "ucx" can.
+     *
+     * @throws IllegalArgumentException for another kind, or for remote reads over tcp
+     */
+    static Transport loopback(String kind, int rank, int size, byte[] secret, boolean remoteReads)
+            throws TransportException {
         return switch (kind) {
-            case "tcp" -> new TcpTransport(TcpTransportConfig.loopback(rank, size, secret));
-            case "ucx" -> new UcxTransport(UcxTransportConfig.loopback(rank, size, secret));
+            case "tcp" -> {
+                if (remoteReads) {
+                    throw new IllegalArgumentException("the tcp transport has no one-sided reads: use ucx");
+                }
+                yield new TcpTransport(TcpTransportConfig.loopback(rank, size, secret));
+            }
+            case "ucx" -> new UcxTransport(UcxTransportConfig.loopback(rank, size, secret)
+                    .withRemoteReads(remoteReads ? UcxTransportConfig.RemoteReads.ON : UcxTransportConfig.RemoteReads.OFF));
             default -> throw new IllegalArgumentException("unknown transport '" + kind + "': use tcp or ucx");
         };
     }

@@ -26,13 +26,14 @@ class DsmClusterTest {
     private static final int ROUNDS = 10;
     private static final long JOIN_MILLIS = 60_000;
 
-    @ParameterizedTest(name = "{0}: {1} nodes")
-    @CsvSource({"ucx, 2", "ucx, 3", "tcp, 3"})
+    @ParameterizedTest(name = "{0}: {1} nodes, one-sided reads {2}")
+    @CsvSource({"ucx, 2, false", "ucx, 3, false", "tcp, 3, false", "ucx, 3, true", "ucx, 4, true"})
     @Timeout(value = 120, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
-    void pagesHandedRoundTheNodesKeepExactCounts(String kind, int n) throws Exception {
+    void pagesHandedRoundTheNodesKeepExactCounts(String kind, int n, boolean oneSided) throws Exception {
         UffdAvailable.assume();
         TestTransports.assumeAvailable(kind);
-        try (LocalDsmCluster cluster = new LocalDsmCluster(new ProtocolConfig(n, PAGES, 1, 0, 1024), null, 0, kind)) {
+        ProtocolConfig config = new ProtocolConfig(n, PAGES, 1, 0, 1024).withOneSidedReads(oneSided);
+        try (LocalDsmCluster cluster = new LocalDsmCluster(config, null, 0, kind)) {
             MemorySegment[] guest = new MemorySegment[n];
             DsmNode[] nodes = new DsmNode[n];
             for (int r = 0; r < n; r++) {
@@ -88,6 +89,16 @@ class DsmClusterTest {
             }
             for (int r = 0; r < n; r++) {
                 assertNull(nodes[r].failure(), "node " + r + " failed");
+            }
+            long oneSidedReads = 0;
+            for (DsmNode node : nodes) {
+                oneSidedReads += node.stats().oneSidedReads();
+            }
+            // Readers of the turn word and the final read-back find clean pages whose home holds no copy.
+            if (oneSided) {
+                assertTrue(oneSidedReads > 0, "no page was read one-sidedly");
+            } else {
+                assertEquals(0, oneSidedReads, "one-sided reads happened while they were off");
             }
         }
     }
