@@ -87,8 +87,17 @@ final class BenchCommand implements Callable<Integer> {
         @Option(names = "--transport", defaultValue = "tcp", description = "tcp or ucx (default: ${DEFAULT-VALUE})")
         String transport;
 
+        @Option(names = "--one-sided-reads", description = "with --transport ucx and --nodes 4: reads of clean pages "
+                + "whose home holds no copy fetch the page from the owner's memory (RDMA get; emulated over TCP "
+                + "where there is no RDMA device)")
+        boolean oneSidedReads;
+
         @Override
         public Integer call() throws Exception {
+            if (oneSidedReads && (!transport.equals("ucx") || nodes != 4)) {
+                throw new UserError("--one-sided-reads needs --transport ucx and --nodes 4 (with 2 nodes no read "
+                        + "can be one-sided: the home or the reader holds every copy)");
+            }
             if (nodes != 2 && nodes != 4) {
                 throw new UserError("--nodes must be 2 or 4, not " + nodes);
             }
@@ -103,7 +112,7 @@ final class BenchCommand implements Callable<Integer> {
             }
             PrintWriter out = spec.commandLine().getOut();
             dev.dvmm.dsm.bench.FaultBenchmark.Result r = dev.dvmm.dsm.bench.FaultBenchmark.run(nodes, pages, holdMicros,
-                    busyPollMicros, transport, System.err);
+                    busyPollMicros, transport, oneSidedReads, System.err);
             return report(out, r.toTable(), r.toJson(), json);
         }
     }

@@ -68,6 +68,16 @@ class CliErrorsTest {
     }
 
     @Test
+    void benchFaultRefusesOneSidedReadsWhereNoneCanHappen() {
+        String[] err = new String[1];
+        assertEquals(1, capture(err, "bench", "fault", "--one-sided-reads"));
+        assertTrue(err[0].contains("--one-sided-reads needs --transport ucx and --nodes 4"), err[0]);
+        assertEquals(1, capture(err, "bench", "fault", "--one-sided-reads", "--transport", "ucx", "--nodes", "2"));
+        assertTrue(err[0].contains("with 2 nodes no read can be one-sided"), err[0]);
+        assertFalse(err[0].contains("Exception"), err[0]);
+    }
+
+    @Test
     void unknownCommandIsRejected() {
         String[] err = new String[1];
         assertEquals(2, capture(err, "frobnicate"));

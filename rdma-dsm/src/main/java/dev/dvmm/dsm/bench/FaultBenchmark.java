@@ -44,7 +44,8 @@ public final class FaultBenchmark {
      * @param threeParty per kind: requester, home and owner/sharer all different (4 nodes only, else empty)
      * @param stages     per kind and party count, the frequent paths of a fault as "stage: median us" lines
      */
-    public record Result(String transport, int nodes, int pages, long busyPollMicros, Histogram[] twoParty, Histogram[] threeParty,
+    public record Result(String transport, boolean oneSidedReads, int nodes, int pages, long busyPollMicros,
+                         Histogram[] twoParty, Histogram[] threeParty,
                          Histogram localUffd, Histogram rtt, Histogram writeProtect, String[][] stages, double pingPongPagesPerSec,
                          double pingPongHeldPagesPerSec, long holdMicros, double incrementsPerSec, double incrementsHeldPerSec) {
         private static double us(Histogram h, double p) {
@@ -69,8 +70,8 @@ public final class FaultBenchmark {
         public String toJson() {
             StringBuilder s = new StringBuilder();
             s.append(String.format(Locale.ROOT, "{%n  \"benchmark\": \"fault\",%n  \"nodes\": %d,%n"
-                    + "  \"transport\": \"%s\",%n  \"busy_poll_us\": %d,%n  \"faults_per_kind\": %d,%n", nodes,
-                    transport, busyPollMicros, pages));
+                    + "  \"transport\": \"%s\",%n  \"one_sided_reads\": %b,%n  \"busy_poll_us\": %d,%n"
+                    + "  \"faults_per_kind\": %d,%n", nodes, transport, oneSidedReads, busyPollMicros, pages));
             s.append("  \"remote_read_fault_us\": ").append(pair(twoParty[READ])).append(",\n");
             s.append("  \"remote_write_fault_us\": ").append(pair(twoParty[UPGRADE])).append(",\n");
             s.append("  \"remote_write_miss_fault_us\": ").append(pair(twoParty[WRITE_MISS])).append(",\n");
@@ -122,7 +123,7 @@ public final class FaultBenchmark {
         public String toTable() {
             StringBuilder s = new StringBuilder();
             s.append(String.format(Locale.ROOT, "%-40s %10s %10s%n", "DSM fault cost (" + nodes + " nodes, " + transport
-                    + (busyPollMicros > 0 ? ", busy-poll " + busyPollMicros + " us)" : ")"),
+                    + (oneSidedReads ? ", one-sided reads" : "") + (busyPollMicros > 0 ? ", busy-poll " + busyPollMicros + " us)" : ")"),
                     "p50 us", "p99 us"));
             for (int party = 0; party < (nodes > 2 ? 2 : 1); party++) {
                 Histogram[] h = party == 0 ? twoParty : threeParty;
@@ -228,12 +229,15 @@ public final class FaultBenchmark {
 
     public static Result run(int nodes, int pages, long holdMicros, long busyPollMicros, java.io.PrintStream progress)
             throws Exception {
-        return run(nodes, pages, holdMicros, busyPollMicros, "tcp", progress);
+        return run(nodes, pages, holdMicros, busyPollMicros, "tcp", false, progress);
     }
 
-    /** As above over loopback {@code transport}: "tcp" or "ucx" (the round-trip baseline uses the same). */
+    /**
+     * As above over loopback {@code transport}: "tcp" or "ucx" (the round-trip baseline uses the same); with
+     * {@code oneSidedReads} (ucx only) reads of clean pages whose home holds no copy are one-sided.
+     */
     public static Result run(int nodes, int pages, long holdMicros, long busyPollMicros, String transport,
-                             java.io.PrintStream progress) throws Exception {
+                             boolean oneSidedReads, java.io.PrintStream progress) throws Exception {
         if (nodes != 2 && nodes != 4) {
             throw new IllegalArgumentException("the fault benchmark runs 2 or 4 nodes, not " + nodes);
         }
@@ -243,8 +247,8 @@ public final class FaultBenchmark {
         int n = (pages + 2 * nodes - 1) / (2 * nodes) * (2 * nodes);
         FaultTrace trace = new FaultTrace(96 * n);
         progress.println("remote faults over " + n + " pages (" + nodes + " nodes, " + transport + " loopback)");
-        try (LocalDsmCluster c = new LocalDsmCluster(new ProtocolConfig(nodes, n + 1, 1, 0, 1 << 14), trace,
-                busyPollMicros * 1000, transport)) {
+        ProtocolConfig config = new ProtocolConfig(nodes, n + 1, 1, 0, 1 << 14).withOneSidedReads(oneSidedReads);
+        try (LocalDsmCluster c = new LocalDsmCluster(config, trace, busyPollMicros * 1000, transport)) {
             MemorySegment[] guest = new MemorySegment[nodes];
             for (int r = 0; r < nodes; r++) {
                 guest[r] = c.guest(r);
@@ -310,7 +314,7 @@ public final class FaultBenchmark {
         double[] free = pingPong(0, busyPollMicros * 1000, transport);
         progress.println("page ping-pong, hold " + holdMicros + " us");
         double[] held = pingPong(holdMicros * 1000, busyPollMicros * 1000, transport);
-        return new Result(transport, nodes, n, busyPollMicros, two, three, local, rtt, writeProtect, stages, free[0], held[0], holdMicros,
+        return new Result(transport, oneSidedReads, nodes, n, busyPollMicros, two, three, local, rtt, writeProtect, stages, free[0], held[0], holdMicros,
                 free[1], held[1]);
     }
 

@@ -19,7 +19,7 @@ class FaultBenchmarkTest {
     void fourNodesMeasureEveryKindOfFault() throws Exception {
         UffdAvailable.assume();
         ByteArrayOutputStream progress = new ByteArrayOutputStream();
-        FaultBenchmark.Result r = FaultBenchmark.run(4, 100, 50, 0, "tcp",
+        FaultBenchmark.Result r = FaultBenchmark.run(4, 100, 50, 0, "tcp", false,
                 new PrintStream(progress, true, StandardCharsets.UTF_8));
         String json = r.toJson();
         for (String key : new String[] {"remote_read_fault_us", "remote_write_fault_us", "remote_write_miss_fault_us",
