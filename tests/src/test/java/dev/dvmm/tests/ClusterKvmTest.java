@@ -43,9 +43,12 @@ class ClusterKvmTest {
         "2, 2, counters, 300000, ucx",
         "2, 2, pattern, 16384, ucx",
         "2, 2, handoff, 20000, ucx",
+        "4, 4, pattern, 8192, ucx+one-sided-reads",
     })
     void guestResultsAreExactAcrossNodes(int nodes, int vcpus, String program, long iterations, String transport)
             throws Exception {
+        boolean oneSided = transport.endsWith("+one-sided-reads");
+        transport = oneSided ? "ucx" : transport;
         if (transport.equals("ucx")) {
             String why = ucxUnavailable();
             if (why != null) {
@@ -57,8 +60,8 @@ class ClusterKvmTest {
         PrintStream out = new PrintStream(buf, true, StandardCharsets.UTF_8);
         Path stats = Files.createTempFile("dvmm-cluster-stats", ".json");
         int rc = LocalCluster.run(nodes, List.of("--cpus", Integer.toString(vcpus), "--memory", "64M", "--program", program,
-                "--iterations", Long.toString(iterations), "--timeout", "240", "--transport", transport), Duration.ofSeconds(240),
-                stats, out);
+                "--iterations", Long.toString(iterations), "--timeout", "240", "--transport", transport,
+                "--remote-reads", oneSided ? "on" : "off"), Duration.ofSeconds(240), stats, out);
         String text = buf.toString(StandardCharsets.UTF_8);
         System.out.println(text);
         assertEquals(0, rc, text);
@@ -68,6 +71,14 @@ class ClusterKvmTest {
         String json = Files.readString(stats);
         for (int r = 0; r < nodes; r++) {
             assertTrue(json.contains("\"rank\": " + r), "stats of node " + r + " in " + json);
+        }
+        long oneSidedReads = java.util.regex.Pattern.compile("\"one_sided_reads\": (\\d+)").matcher(json).results()
+                .mapToLong(m -> Long.parseLong(m.group(1))).sum();
+        if (oneSided) {
+            assertTrue(text.contains("one-sided reads"), text);
+            assertTrue(oneSidedReads > 0, "no page was read one-sidedly: " + json);
+        } else {
+            assertEquals(0, oneSidedReads, json);
         }
         Files.deleteIfExists(stats);
     }

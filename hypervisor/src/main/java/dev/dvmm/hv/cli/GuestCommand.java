@@ -39,6 +39,10 @@ final class GuestCommand implements Callable<Integer> {
     @Option(names = "--transport", defaultValue = "tcp", description = "with --nodes: tcp or ucx (default: ${DEFAULT-VALUE})")
     String transport;
 
+    @Option(names = "--remote-reads", defaultValue = "auto", description = "with --nodes and ucx: one-sided page reads: "
+            + "off, on (emulated over TCP where there is no RDMA device) or auto (default: ${DEFAULT-VALUE})")
+    String remoteReads;
+
     @Option(names = "--cpus", defaultValue = "2", description = "vCPUs (default: ${DEFAULT-VALUE})")
     int cpus;
 
@@ -100,13 +104,15 @@ final class GuestCommand implements Callable<Integer> {
             throw new UserError("--cpus " + cpus + " is fewer than --nodes " + nodes + ": every node runs at least one vCPU");
         }
         clusterProgram(program.name());
+        NodeCommand.parseRemoteReads(remoteReads, transport);
         PrintWriter out = spec.commandLine().getOut();
         out.printf("dvmm: %s guest on %d vCPUs across %d node processes, %d MiB shared through the DSM%n", program,
                 cpus, nodes, memory >> 20);
         out.flush();
         java.util.List<String> args = java.util.List.of("--cpus", Integer.toString(cpus), "--memory", Long.toString(memory),
                 "--program", program.name(), "--iterations", Long.toString(iterations), "--hold-us",
-                Long.toString(holdMicros), "--timeout", Long.toString(timeoutSeconds), "--transport", transport);
+                Long.toString(holdMicros), "--timeout", Long.toString(timeoutSeconds), "--transport", transport,
+                "--remote-reads", remoteReads);
         int rc = dev.dvmm.hv.node.LocalCluster.run(nodes, args, Duration.ofSeconds(timeoutSeconds), statsJson, System.out);
         System.out.flush();
         return rc;

@@ -50,6 +50,11 @@ final class NodeCommand implements Callable<Integer> {
     @Option(names = "--transport", defaultValue = "tcp", description = "tcp or ucx (default: ${DEFAULT-VALUE})")
     String transport;
 
+    @Option(names = "--remote-reads", defaultValue = "auto", description = "with ucx: one-sided page reads from the "
+            + "owner's memory: off, on (also where UCX must emulate them over TCP) or auto (only with an RDMA "
+            + "transport); every node must be given the same (default: ${DEFAULT-VALUE})")
+    String remoteReads;
+
     @Override
     public Integer call() throws Exception {
         List<Endpoint> cluster = new ArrayList<>();
@@ -74,7 +79,22 @@ final class NodeCommand implements Callable<Integer> {
             throw new UserError("--transport must be tcp or ucx, got '" + transport + "'");
         }
         ClusterNode.Config cfg = new ClusterNode.Config(rank, cluster, secret, cpus, memory, prog, iterations,
-                holdMicros * 1000, Duration.ofSeconds(timeoutSeconds), statsJson, transport);
+                holdMicros * 1000, Duration.ofSeconds(timeoutSeconds), statsJson, transport, parseRemoteReads(remoteReads,
+                transport));
         return new ClusterNode(cfg, System.out).run();
+    }
+
+    /** The --remote-reads choice, refused in one sentence when it is not off/on/auto or asks tcp for them. */
+    static dev.dvmm.dsm.transport.UcxTransportConfig.RemoteReads parseRemoteReads(String text, String transport) {
+        dev.dvmm.dsm.transport.UcxTransportConfig.RemoteReads r;
+        try {
+            r = dev.dvmm.dsm.transport.UcxTransportConfig.RemoteReads.parse(text);
+        } catch (IllegalArgumentException e) {
+            throw new UserError("--remote-reads: " + e.getMessage());
+        }
+        if (r == dev.dvmm.dsm.transport.UcxTransportConfig.RemoteReads.ON && !transport.equals("ucx")) {
+            throw new UserError("--remote-reads on needs --transport ucx: tcp has no one-sided reads");
+        }
+        return r;
     }
 }

@@ -12,6 +12,7 @@ import dev.dvmm.dsm.transport.TcpTransport;
 import dev.dvmm.dsm.transport.TcpTransportConfig;
 import dev.dvmm.dsm.transport.Transport;
 import dev.dvmm.dsm.transport.TransportException;
+import dev.dvmm.dsm.transport.UcxTransportConfig;
 import dev.dvmm.hv.machine.TestGuestSession;
 import dev.dvmm.hv.vstate.KvmException;
 import java.io.PrintStream;
@@ -46,7 +47,7 @@ public final class ClusterNode {
     /** What a node runs and where its peers are. */
     public record Config(int rank, List<Endpoint> cluster, byte[] secret, int vcpus, long memoryBytes,
                          TestProgram program, long iterations, long holdNanos, Duration timeout, Path statsJson,
-                         String transport) {
+                         String transport, UcxTransportConfig.RemoteReads remoteReads) {
         public int nodes() {
             return cluster.size();
         }
@@ -91,7 +92,8 @@ public final class ClusterNode {
                 cfg.iterations(), out);
              Transport transport = openTransport(cfg)) {
             var mem = session.machine().memory();
-            ProtocolConfig pc = new ProtocolConfig(n, (int) pages, 1, cfg.holdNanos(), 1 << 16);
+            ProtocolConfig pc = new ProtocolConfig(n, (int) pages, 1, cfg.holdNanos(), 1 << 16)
+                    .withOneSidedReads(transport.remoteReadsEnabled());
             try (DsmNode dsm = new DsmNode(transport, pc, mem.memfd(), mem.guestMapping(), mem.aliasMapping())) {
                 dsm.setControlHandler(this::onControl);
                 transport.start(cfg.cluster(), dsm::onMessage, new PeerListener() {
@@ -109,8 +111,8 @@ public final class ClusterNode {
                 });
                 transport.awaitConnected(Duration.ofSeconds(60));
                 dsm.start();
-                out.printf("node %d: connected to %d peers, vCPUs %s, %d MiB guest memory%n", cfg.rank(), n - 1,
-                        Arrays.toString(mine), cfg.memoryBytes() >> 20);
+                out.printf("node %d: connected to %d peers, vCPUs %s, %d MiB guest memory%s%n", cfg.rank(), n - 1,
+                        Arrays.toString(mine), cfg.memoryBytes() >> 20, pc.oneSidedReads() ? ", one-sided reads" : "");
                 try (Arena arena = Arena.ofConfined()) {
                     OutboundMessage msg = new OutboundMessage();
                     if (cfg.rank() == 0) {
@@ -165,9 +167,14 @@ public final class ClusterNode {
     static Transport openTransport(Config cfg) throws TransportException {
         Endpoint self = cfg.cluster().get(cfg.rank());
         return switch (cfg.transport()) {
-            case "tcp" -> new TcpTransport(TcpTransportConfig.of(cfg.rank(), cfg.nodes(), self, cfg.secret()));
+            case "tcp" -> {
+                if (cfg.remoteReads() == UcxTransportConfig.RemoteReads.ON) {
+                    throw new KvmException("--remote-reads on needs --transport ucx: tcp has no one-sided reads");
+                }
+                yield new TcpTransport(TcpTransportConfig.of(cfg.rank(), cfg.nodes(), self, cfg.secret()));
+            }
             case "ucx" -> new dev.dvmm.dsm.transport.UcxTransport(
-                    dev.dvmm.dsm.transport.UcxTransportConfig.of(cfg.rank(), cfg.nodes(), self, cfg.secret()));
+                    UcxTransportConfig.of(cfg.rank(), cfg.nodes(), self, cfg.secret()).withRemoteReads(cfg.remoteReads()));
             default -> throw new KvmException("unknown transport '" + cfg.transport() + "': use tcp or ucx");
         };
     }
