@@ -78,6 +78,16 @@ class CliErrorsTest {
     }
 
     @Test
+    void guestRefusesRemoteReadsItCannotHave() {
+        String[] err = new String[1];
+        assertEquals(1, capture(err, "guest", "--nodes", "2", "--remote-reads", "on"));
+        assertTrue(err[0].contains("--remote-reads on needs --transport ucx"), err[0]);
+        assertEquals(1, capture(err, "guest", "--nodes", "2", "--transport", "ucx", "--remote-reads", "maybe"));
+        assertTrue(err[0].contains("remote reads 'maybe': use off, on or auto"), err[0]);
+        assertFalse(err[0].contains("Exception"), err[0]);
+    }
+
+    @Test
     void unknownCommandIsRejected() {
         String[] err = new String[1];
         assertEquals(2, capture(err, "frobnicate"));
