@@ -110,7 +110,8 @@ public final class DsmNode implements AutoCloseable {
                 // Before the transport starts: the key to this memory travels with the connection set-up.
                 transport.exposeMemory(alias);
             } catch (TransportException e) {
-                throw new IllegalArgumentException("one-sided reads are on, but " + e.getMessage(), e);
+                throw new IllegalArgumentException("one-sided reads are on, but " + e.getMessage()
+                        + " (run every node with remote reads off)", e);
             }
             growReadBuffers(64);
         }
@@ -172,7 +173,8 @@ public final class DsmNode implements AutoCloseable {
             for (int peer = 0; peer < engine.config().nodeCount(); peer++) {
                 if (peer != rank && !transport.canReadRemote(peer)) {
                     throw new IllegalStateException("node " + rank + ": one-sided reads are on, but node " + peer
-                            + " exposed no memory to read (or is not connected)");
+                            + " exposed no memory to read (or is not connected): give every node the same "
+                            + "--remote-reads, or off");
                 }
             }
         }
