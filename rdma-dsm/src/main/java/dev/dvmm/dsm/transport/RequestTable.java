@@ -313,6 +313,21 @@ final class RequestTable {
         }
     }
 
+    /** Whether {@code id} is a pending blocking request (its reply may be completed by any thread). */
+    boolean isPendingBlocking(long id) {
+        if (id <= 0) {
+            return false;
+        }
+        Slot slot = slots[(int) (id & mask)];
+        // The owner wrote 'blocking' before the volatile write that made the slot PENDING.
+        return slot.word == pack(id, PENDING) && slot.blocking;
+    }
+
+    /** Whether the blocking request {@code id} has its reply or failure (its waiter may return). */
+    boolean isDone(long id) {
+        return state(slots[(int) (id & mask)].word) == DONE;
+    }
+
     /**
      * Withdraws a published request whose frame could not be sent. Returns true if this call
      * withdrew it; false if a completer claimed it first (a callback request then gets its

@@ -80,6 +80,16 @@ import org.apache.logging.log4j.Logger;
  * the bootstrap connections and watches them; it hands peer events to the progress thread.
  * Allocation-free in steady state, like the TCP transport.
  *
+ * <p>Other threads poll the worker too (one at a time, through the {@code poller} flag that also guards what
+ * the callbacks park): a thread blocked in {@link #request} polls for up to
+ * {@link UcxTransportConfig#requestSpinNanos()} and completes its reply itself when it is next in its peer's
+ * order, with no wake-up from the progress thread (which stands back meanwhile); a sender waiting for a send
+ * buffer or for a zero-copy send polls so that its sends complete. Handlers never run under the flag, so a
+ * handler that waits for a lock whose holder waits for UCX cannot stop the worker. What such a poll finds for
+ * handlers is left to the progress thread, in order. One thing still needs the progress thread: fetching a
+ * rendezvous payload (above {@link UcxTransportConfig#inlinePayloadBytes()}) starts when its message is next to
+ * deliver, so a large send made while holding a lock that the peer's handlers wait for can still stall.
+ *
  * <h2>One-sided reads</h2>
  * With {@link UcxTransportConfig#remoteReads()} on (or auto and an RDMA transport present),
  * {@link #exposeMemory} registers a region with {@code ucp_mem_map(UCP_MEM_MAP_NONBLOCK)} and packs its remote
@@ -190,6 +200,18 @@ public final class UcxTransport implements Transport {
     private final AtomicLong rejectedMessages = new AtomicLong();
     private final AtomicLong droppedReplies = new AtomicLong();
     private final AtomicInteger inflightSends = new AtomicInteger();
+    /**
+     * 1 while a thread calls {@code ucp_worker_progress} or touches what UCX's callbacks park (the peers' queues,
+     * {@link #readyPeers}): the progress thread, a requesting thread that polls for its own reply, a sender that
+     * waits for a send buffer. No handler runs under it, and only the progress thread waits for it; other threads
+     * only try it. So a handler that waits for a lock whose holder waits for UCX (a send buffer, a reply) does not
+     * stop the worker: that holder polls it.
+     */
+    private final AtomicInteger poller = new AtomicInteger();
+    /** Requesting threads polling the worker for their reply: the progress thread stands back meanwhile. */
+    private final AtomicInteger callersPolling = new AtomicInteger();
+    /** Set by a requesting thread whose poll left work for the progress thread (Dekker pair with 'sleeping'). */
+    private volatile boolean workLeft;
     private final ConcurrentLinkedQueue<PeerEvent> events = new ConcurrentLinkedQueue<>();
 
     // Upcall stubs and preallocated parameter structs, created once.
@@ -225,9 +247,11 @@ public final class UcxTransport implements Transport {
 
     // Progress thread only.
     private final InboundMessage inbound = new InboundMessage();
+    /** The flyweight of replies completed by a requesting thread (under {@link #poller}). */
+    private final InboundMessage polledInbound = new InboundMessage();
     /** Ranks with parked messages or a finished rendezvous to deliver; each at most once (Peer.ready). */
     private final int[] readyPeers;
-    private int readyCount;
+    private volatile int readyCount;
 
     /** Guards start/close and is notified whenever a peer comes up or goes down. */
     private final Object lifecycle = new Object();
@@ -630,7 +654,108 @@ public final class UcxTransport implements Transport {
             requests.abandon(id);
             throw e;
         }
-        requests.await(id, config.requestSpinNanos());
+        if (config.requestSpinNanos() > 0) {
+            pollForReply(id);
+        }
+        requests.await(id, 0);
+    }
+
+    /**
+     * Polls the worker on the requesting thread for up to {@link UcxTransportConfig#requestSpinNanos()}, so that a
+     * reply that comes within that time completes here, without waking this thread from the progress thread. Only
+     * replies to blocking requests at the head of their peer's queue are completed here (that keeps per-peer order);
+     * anything else the poll found is left to the progress thread, which is signalled.
+     */
+    private void pollForReply(long id) {
+        long until = System.nanoTime() + config.requestSpinNanos();
+        callersPolling.incrementAndGet();
+        try {
+            pollUntil(id, until);
+        } finally {
+            // The progress thread polls again: the busy-poll window restarts from here.
+            lastSend = System.nanoTime();
+            callersPolling.decrementAndGet();
+        }
+    }
+
+    private void pollUntil(long id, long until) {
+        while (!requests.isDone(id) && System.nanoTime() - until < 0 && !closed) {
+            if (pollFromCaller() && requests.isDone(id)) {
+                return;
+            }
+            // Not onSpinWait: with fewer free cores than busy threads the other pollers need this one (measured: a
+            // yield per poll is also faster than polling several times between yields).
+            Thread.yield();
+        }
+    }
+
+    /**
+     * One {@code ucp_worker_progress} on a thread other than the progress thread, if no thread polls right now:
+     * replies to blocking requests that are next in line are completed here, the rest is left to the progress
+     * thread, which is woken. Returns false if another thread held the poller.
+     */
+    private boolean pollFromCaller() {
+        if (!poller.compareAndSet(0, 1)) {
+            return false;
+        }
+        boolean leftOver = false;
+        try {
+            if (!closed) {
+                ucp.workerProgress(worker);
+                if (readyCount > 0) {
+                    completeRepliesInPlace();
+                }
+                leftOver = readyCount > 0;
+            }
+        } finally {
+            poller.set(0);
+        }
+        if (leftOver || finishedReadCount > 0 || !events.isEmpty()) {
+            // Dekker pair with the progress thread: it sets 'sleeping', then reads 'workLeft'.
+            workLeft = true;
+            if (sleeping) {
+                signalProgress();
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Delivers the replies to blocking requests at the head of each ready peer's queue; stops at anything a handler
+     * must see (messages, requests, callback replies, rendezvous), and keeps those peers queued for the progress
+     * thread. Requesting thread holding {@link #poller}.
+     */
+    private void completeRepliesInPlace() {
+        int kept = 0;
+        for (int i = 0; i < readyCount; i++) {
+            Peer peer = peers[readyPeers[i]];
+            // Not while the progress thread delivers an earlier message of this peer: order.
+            while (!peer.delivering && !peer.receiving && !peer.rendezvousArrived && peer.parked > 0
+                    && peer.state != PEER_DOWN && !peer.condemned) {
+                Parked next = peer.parkedAt(peer.nextSequence);
+                if (next == null || next.rendezvous) {
+                    break;
+                }
+                long header = next.header.address();
+                if (FrameDescriptor.kind(ALL, header) != FrameDescriptor.KIND_REPLY
+                        || !requests.isPendingBlocking(FrameDescriptor.correlationId(ALL, header))) {
+                    break;
+                }
+                peer.unpark(next);
+                peer.nextSequence++;
+                long data = next.held ? next.data : next.copyAddress();
+                deliver(polledInbound, peer.rank, header, data, (int) next.length);
+                if (next.held) {
+                    ucp.amDataRelease(worker, next.data);
+                }
+            }
+            if (peer.parked > 0 || peer.rendezvousArrived || peer.state == PEER_DOWN || peer.condemned) {
+                readyPeers[kept++] = peer.rank;
+            } else {
+                peer.ready = false;
+            }
+        }
+        readyCount = kept;
     }
 
     @Override
@@ -1065,7 +1190,11 @@ public final class UcxTransport implements Transport {
                 deadline = System.nanoTime() + SEND_TIMEOUT_NANOS;
                 continue;
             }
-            LockSupport.parkNanos(slot, Math.max(remaining, 1_000_000));
+            // Completion needs progress: poll here too, in case the progress thread runs a handler that waits for a
+            // lock this thread holds (a large send under the DSM's engine lock).
+            if (!pollFromCaller() || !slot.done) {
+                LockSupport.parkNanos(slot, Math.min(Math.max(remaining, 1), 1_000_000));
+            }
         }
         int status = slot.status;
         releaseSlot(slot);
@@ -1079,19 +1208,30 @@ public final class UcxTransport implements Transport {
     }
 
     private SendSlot acquireSlot(Peer peer, boolean onProgressThread) throws TransportException {
-        synchronized (pool) {
-            while (freeCount == 0) {
-                if (onProgressThread) {
+        for (;;) {
+            synchronized (pool) {
+                if (freeCount == 0 && onProgressThread) {
                     // The progress thread frees slots, so it must never wait for one: grow the pool.
                     growSlots();
-                    break;
+                }
+                if (freeCount > 0) {
+                    return slots[freeSlots[--freeCount]];
                 }
                 if (closed) {
                     throw closedException();
                 }
+            }
+            // Every buffer is in a send UCX has not finished. Poll the worker here (never holding a lock of ours):
+            // the sends then finish even while the progress thread runs a handler that waits for a lock this
+            // thread holds, as the DSM's fault thread does while it sends.
+            pollFromCaller();
+            synchronized (pool) {
+                if (freeCount > 0 || closed) {
+                    continue;
+                }
                 slotWaiters++;
                 try {
-                    pool.wait(10);
+                    pool.wait(1);
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     throw new TransportException(Reason.INTERRUPTED, peer.rank,
@@ -1100,7 +1240,6 @@ public final class UcxTransport implements Transport {
                     slotWaiters--;
                 }
             }
-            return slots[freeSlots[--freeCount]];
         }
     }
 
@@ -1214,11 +1353,20 @@ public final class UcxTransport implements Transport {
         }
     }
 
-    /** Delivers what UCX callbacks parked, outside any UCX callback. Progress thread. */
+    /** Delivers what UCX callbacks parked, outside any UCX callback and without the poller. Progress thread. */
     private void deliverReady() {
-        while (readyCount > 0) {
-            Peer peer = peers[readyPeers[--readyCount]];
-            peer.ready = false;
+        for (;;) {
+            Peer peer;
+            takePoller();
+            try {
+                if (readyCount == 0) {
+                    return;
+                }
+                peer = peers[readyPeers[--readyCount]];
+                peer.ready = false;
+            } finally {
+                poller.set(0);
+            }
             drain(peer);
         }
     }
@@ -1248,7 +1396,7 @@ public final class UcxTransport implements Transport {
         }
     }
 
-    private void deliver(int sender, long header, long data, int length) {
+    private void deliver(InboundMessage inbound, int sender, long header, long data, int length) {
         inbound.wrap(sender, ALL, header, ALL, data, length);
         if (FrameDescriptor.kind(ALL, header) == FrameDescriptor.KIND_REPLY) {
             try {
@@ -1284,15 +1432,33 @@ public final class UcxTransport implements Transport {
             finishRendezvous(peer);
         } else if (Ucp.isError(status)) {
             peer.receiving = false;
-            peerDown(peer, new TransportException(Reason.PEER_DIED, peer.rank, "receiving a large message from rank "
+            // peerDown runs handlers, not under the poller: it follows from the event queue.
+            condemn(peer, new TransportException(Reason.PEER_DIED, peer.rank, "receiving a large message from rank "
                     + peer.rank + " failed: " + ucp.statusString(Ucp.status(status))));
         }
     }
 
+    /** Delivers the fetched rendezvous message. Progress thread holding the poller (released meanwhile). */
     private void finishRendezvous(Peer peer) {
         peer.receiving = false;
         peer.nextSequence++;
-        deliver(peer.rank, peer.rendezvousHeader.address(), peer.rendezvousData.address(), peer.rendezvousLength);
+        deliverUnpolled(peer, peer.rendezvousHeader.address(), peer.rendezvousData.address(), peer.rendezvousLength);
+    }
+
+    /**
+     * Runs the handler of one message of {@code peer} with the poller released, so that other threads can poll the
+     * worker while it runs (it may wait for a lock whose holder waits for UCX); meanwhile they leave this peer's
+     * queue alone. Progress thread holding the poller; holds it again on return.
+     */
+    private void deliverUnpolled(Peer peer, long header, long data, int length) {
+        peer.delivering = true;
+        poller.set(0);
+        try {
+            deliver(inbound, peer.rank, header, data, length);
+        } finally {
+            takePoller();
+            peer.delivering = false;
+        }
     }
 
     /** {@code ucp_am_recv_data_nbx_callback_t}: a rendezvous fetch ended; delivered by deliverReady(). */
@@ -1313,30 +1479,41 @@ public final class UcxTransport implements Transport {
         markReady(peer);
     }
 
-    /** Delivers a fetched rendezvous message and then the parked messages that are now in turn. */
+    /** Delivers a fetched rendezvous message and then the parked messages that are now in turn. Progress thread. */
     private void drain(Peer peer) {
-        if (peer.rendezvousArrived) {
-            peer.rendezvousArrived = false;
-            if (peer.state != PEER_DOWN && !peer.condemned) {
-                finishRendezvous(peer);
-            }
-        }
-        while (!peer.receiving && peer.parked > 0 && peer.state != PEER_DOWN && !peer.condemned && !closed) {
-            Parked next = peer.parkedAt(peer.nextSequence);
-            if (next == null) {
-                return;
-            }
-            peer.unpark(next);
-            if (next.rendezvous) {
-                startRendezvous(peer, next.header.address(), next.data, next.length);
-            } else {
-                peer.nextSequence++;
-                long data = next.held ? next.data : next.copyAddress();
-                deliver(peer.rank, next.header.address(), data, (int) next.length);
-                if (next.held) {
-                    ucp.amDataRelease(worker, next.data);
+        takePoller();
+        try {
+            if (peer.rendezvousArrived) {
+                peer.rendezvousArrived = false;
+                if (peer.state != PEER_DOWN && !peer.condemned) {
+                    finishRendezvous(peer);
                 }
             }
+            while (!peer.receiving && peer.parked > 0 && peer.state != PEER_DOWN && !peer.condemned && !closed) {
+                Parked next = peer.parkedAt(peer.nextSequence);
+                if (next == null) {
+                    return;
+                }
+                peer.unpark(next);
+                if (next.rendezvous) {
+                    startRendezvous(peer, next.header.address(), next.data, next.length);
+                } else {
+                    peer.nextSequence++;
+                    long data = next.held ? next.data : next.copyAddress();
+                    // A message parked meanwhile must not take this slot while its handler reads it.
+                    next.delivering = true;
+                    try {
+                        deliverUnpolled(peer, next.header.address(), data, (int) next.length);
+                    } finally {
+                        next.delivering = false;
+                    }
+                    if (next.held) {
+                        ucp.amDataRelease(worker, next.data);
+                    }
+                }
+            }
+        } finally {
+            poller.set(0);
         }
     }
 
@@ -1365,18 +1542,41 @@ public final class UcxTransport implements Transport {
         long nextTick = lastWork;
         try {
             while (!closed) {
+                if (callersPolling.get() > 0 && !workLeft && readyCount == 0 && finishedReadCount == 0
+                        && events.isEmpty() && !deadEndpoints) {
+                    // A requesting thread polls the worker for its reply: leave it the worker (and the core, if it
+                    // shares this one), but stay runnable, so that polling resumes the moment it stops. Measured:
+                    // parking here instead (timed, 50 us to 1 ms) gave p99 round trips of milliseconds, and an
+                    // unpark by the last poller doubled the p50.
+                    long now = System.nanoTime();
+                    if (now - nextTick >= 0) {
+                        requests.expire(now);
+                        nextTick = now + TICK_NANOS;
+                    }
+                    Thread.yield();
+                    lastWork = now;
+                    continue;
+                }
+                workLeft = false;
                 if (!events.isEmpty()) {
                     drainEvents();
                 }
                 if (deadEndpoints) {
                     closeDeadEndpoints();
                 }
-                int progressed = ucp.workerProgress(worker);
+                int progressed;
+                takePoller();
+                try {
+                    progressed = ucp.workerProgress(worker);
+                } finally {
+                    poller.set(0);
+                }
+                // Handlers run without the poller (see there); what other threads' polls parked is delivered too.
                 if (readyCount > 0) {
                     deliverReady();
+                    progressed++;
                 }
                 if (finishedReadCount > 0) {
-                    // A racy peek: a read finished by another thread also signals the worker.
                     deliverReads();
                     progressed++;
                 }
@@ -1402,7 +1602,7 @@ public final class UcxTransport implements Transport {
                 sleeping = true;
                 // Dekker pair with transmit() and readRemote(): they bump their counts, then read 'sleeping'.
                 boolean busy = inflightSends.get() > 0 || readsInUcx.get() > 0;
-                if (busy || !events.isEmpty() || closed || finishedReadCount > 0) {
+                if (busy || !events.isEmpty() || closed || finishedReadCount > 0 || workLeft) {
                     sleeping = false;
                     if (busy) {
                         // Sends stuck this long (a peer that does not read) need progress that the
@@ -1411,7 +1611,13 @@ public final class UcxTransport implements Transport {
                     }
                     continue;
                 }
-                int armed = ucp.workerArm(worker);
+                int armed;
+                takePoller();
+                try {
+                    armed = ucp.workerArm(worker);
+                } finally {
+                    poller.set(0);
+                }
                 if (armed == UcsConstants.UCS_OK) {
                     ucp.waitForEvents(fd, 1, requests.outstanding() > 0 ? (int) (TICK_NANOS / 1_000_000) : 100);
                 }
@@ -1427,6 +1633,13 @@ public final class UcxTransport implements Transport {
         }
     }
 
+    /** Takes {@link #poller} from requesting threads, which hold it for one progress call at most. Progress thread. */
+    private void takePoller() {
+        while (!poller.compareAndSet(0, 1)) {
+            Thread.onSpinWait();
+        }
+    }
+
     /** Closes the endpoints of peers that went down, once no sender is inside UCX with them. */
     private void closeDeadEndpoints() {
         deadEndpoints = false;
@@ -1438,7 +1651,12 @@ public final class UcxTransport implements Transport {
                 long ep = peer.ep;
                 peer.ep = 0;
                 // UCX cancels the reads it tracks on this endpoint (their callbacks queue them); the rest fail here.
-                forceClose(ep, closeParam);
+                takePoller();
+                try {
+                    forceClose(ep, closeParam);
+                } finally {
+                    poller.set(0);
+                }
                 deliverReads();
                 abandonReads(peer.rank, peer.downCause);
                 destroyRemoteKey(peer);
@@ -1486,9 +1704,9 @@ public final class UcxTransport implements Transport {
     }
 
     /**
-     * Takes a peer down for good. Its endpoint is closed later, from the top of the progress loop
-     * ({@link #closeDeadEndpoints}): here we may be inside a UCX callback, holding the worker lock that
-     * a sender still using the endpoint waits for.
+     * Takes a peer down for good (progress thread, without the poller: the listener and reply handlers run here).
+     * Its endpoint is closed later, from the top of the progress loop
+     * ({@link #closeDeadEndpoints}), once no sender is inside UCX with it.
      */
     private void peerDown(Peer peer, TransportException cause) {
         synchronized (peer) {
@@ -1500,7 +1718,12 @@ public final class UcxTransport implements Transport {
         }
         deadEndpoints = true;
         closeQuietly(peer.bootstrap);
-        peer.releaseParked(ucp, worker);
+        takePoller();
+        try {
+            peer.releaseParked(ucp, worker);
+        } finally {
+            poller.set(0);
+        }
         LOG.warn("rank {}: rank {} is down: {}", rank, peer.rank, cause.getMessage());
         try {
             requests.failPeer(peer.rank, cause);
@@ -1877,6 +2100,8 @@ public final class UcxTransport implements Transport {
             released = true;
             closed = true;
         }
+        // Kept for good: no requesting thread polls the worker from here on (it is about to be destroyed).
+        takePoller();
         TransportException closedCause = closedException();
         long[] endpoints = new long[size];
         for (Peer peer : peers) {
@@ -2080,6 +2305,8 @@ public final class UcxTransport implements Transport {
         long length;
         boolean held;
         boolean rendezvous;
+        /** Its handler runs: the slot is not reused (park grows the ring instead). */
+        boolean delivering;
         private MemorySegment copy;
 
         Parked(Arena arena) {
@@ -2141,6 +2368,8 @@ public final class UcxTransport implements Transport {
         boolean ready;
         /** Found dead inside a UCX callback; peerDown follows outside it. */
         boolean condemned;
+        /** The progress thread runs a handler for one of this peer's messages (with the poller released). */
+        boolean delivering;
         int parked;
         Parked[] parking = new Parked[0];
         final Arena arena;
@@ -2177,9 +2406,11 @@ public final class UcxTransport implements Transport {
             if (distance >= 1 << 20) {
                 return false;
             }
-            if (distance >= parking.length) {
+            if (distance >= parking.length
+                    || parking[(int) (sequence & (parking.length - 1))].delivering) {
                 int capacity = Math.max(16, parking.length);
-                while (capacity <= distance) {
+                // A ring at least twice as long: the slot being delivered (not carried over) is then never the target.
+                while (capacity <= distance || capacity <= parking.length) {
                     capacity *= 2;
                 }
                 Parked[] grown = new Parked[capacity];

@@ -10,6 +10,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * The behaviour every conformance test node runs: echo requests, check per-sender order and
@@ -32,6 +33,10 @@ final class TestNode implements MessageHandler, PeerListener {
     static final short THROW = 6;
     /** One-way: the handler counts it while holding {@link #engineLock}. */
     static final short LOCKED = 7;
+    /** Request: send arg0 NOTE messages to the requester, then (20 us or more later) answer with arg0. */
+    static final short NOTES_THEN_REPLY = 8;
+    /** One-way: the handler takes a while (sleeps 50 us or more), then counts it in {@link #notes}. */
+    static final short NOTE = 9;
     /** Type of echo replies. */
     static final short ECHO_REPLY = 101;
     static final long ECHO_XOR = 0x5A5A_5A5A_0F0F_0F0FL;
@@ -58,6 +63,8 @@ final class TestNode implements MessageHandler, PeerListener {
     /** LOCKED messages counted; guarded by engineLock. */
     long lockedReceived;
     final CountDownLatch stalled = new CountDownLatch(1);
+    /** NOTE messages handled completely. */
+    final AtomicLong notes = new AtomicLong();
     final BlockingQueue<Integer> peersUp = new LinkedBlockingQueue<>();
     final BlockingQueue<Integer> peersDown = new LinkedBlockingQueue<>();
     final BlockingQueue<TransportException> downCauses = new LinkedBlockingQueue<>();
@@ -78,6 +85,12 @@ final class TestNode implements MessageHandler, PeerListener {
             case STALL -> stall();
             case BULK -> bulk(message);
             case THROW -> throw new IllegalStateException("test handler throws on purpose");
+            case NOTES_THEN_REPLY -> notesThenReply(message);
+            case NOTE -> {
+                // Sleeps rather than spins, leaving the core to the requester that polls meanwhile.
+                LockSupport.parkNanos(50_000);
+                notes.incrementAndGet();
+            }
             case LOCKED -> {
                 synchronized (engineLock) {
                     lockedReceived++;
@@ -101,6 +114,20 @@ final class TestNode implements MessageHandler, PeerListener {
         try {
             transport.reply(message, reply);
             echoes.incrementAndGet();
+        } catch (TransportException e) {
+            handlerFailures.incrementAndGet();
+        }
+    }
+
+    private void notesThenReply(InboundMessage message) {
+        OutboundMessage note = new OutboundMessage();
+        try {
+            for (long i = 0; i < message.arg0(); i++) {
+                transport.send(message.peer(), note.clear().type(NOTE).arg0(i));
+            }
+            // The reply follows a little later, while the requester may still be handling the notes.
+            LockSupport.parkNanos(20_000);
+            transport.reply(message, reply.clear().type(ECHO_REPLY).arg0(message.arg0()));
         } catch (TransportException e) {
             handlerFailures.incrementAndGet();
         }

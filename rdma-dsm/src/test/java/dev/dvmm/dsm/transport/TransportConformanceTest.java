@@ -662,6 +662,28 @@ public abstract class TransportConformanceTest {
     }
 
     /**
+     * A reply comes after the messages its sender sent before it: when {@code request} returns, their handlers have
+     * run (the DSM relies on it), even though the handlers are slow and the reply is ready long before.
+     */
+    @Test
+    void aReplyIsNotSeenBeforeTheMessagesSentAheadOfIt() throws Exception {
+        try (Cluster cluster = new Cluster(2)) {
+            ReplyBuffer reply = new ReplyBuffer();
+            long expected = 0;
+            for (int round = 1; round <= 200; round++) {
+                int count = 1 + round % 3;
+                cluster.transport(0).request(1, new OutboundMessage().type(TestNode.NOTES_THEN_REPLY).arg0(count),
+                        reply, REQUEST_TIMEOUT);
+                expected += count;
+                assertEquals(count, reply.arg0());
+                assertEquals(expected, cluster.node(0).notes.get(), "round " + round
+                        + ": the reply overtook the messages sent before it");
+            }
+            assertEquals(0, cluster.node(1).handlerFailures.get());
+        }
+    }
+
+    /**
      * A transport either does one-sided reads (a peer reads the exposed bytes) or says UNSUPPORTED to exposing and
      * reading, and canReadRemote is false; a node that exposed nothing is never readable.
      */

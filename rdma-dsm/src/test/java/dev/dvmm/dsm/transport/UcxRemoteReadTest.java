@@ -452,8 +452,9 @@ class UcxRemoteReadTest {
 
     @Test
     void steadyStateReadsAllocateNothing() throws Exception {
-        int warmup = 1_000;
-        int measured = 1_000;
+        // Enough for the JIT to compile the read path (an interpreted downcall allocates).
+        int warmup = 10_000;
+        int measured = 2_000;
         try (Arena arena = Arena.ofShared()) {
             MemorySegment region = patternedRegion(arena);
             MemorySegment dst = arena.allocate(PAGE, PAGE);
