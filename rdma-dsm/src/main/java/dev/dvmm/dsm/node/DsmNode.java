@@ -29,7 +29,8 @@ import org.apache.logging.log4j.Logger;
  * <p>Three threads feed the engine, serialized by one lock: the fault reader (local faults), the
  * transport's receive thread (protocol messages, and local faults too while it busy-polls, see
  * {@link #setBusyPoll}) and a timer thread (hold-time deferrals, woken only when the engine defers a
- * yield). Each thread sends its own messages straight to the socket and the receive thread installs
+ * yield). Each thread sends its own messages straight to the socket (at the end of its engine step,
+ * once the step's page actions took effect: see endStep) and the receive thread installs
  * pages itself, so a remote fault costs no hand-off beyond the wake-ups of the threads that wait for
  * it. Engine actions never touch the guest mapping (installs use UFFDIO_COPY, reads use the alias
  * mapping), so nothing done under the lock can fault on this node's own userfaultfd. Nothing is
@@ -213,9 +214,10 @@ public final class DsmNode implements AutoCloseable {
                     stats.readFaults++;
                 }
                 engine.onLocalFault(p, write, System.nanoTime());
-                thawFrozen();
             } catch (RuntimeException e) {
                 fail(e);
+            } finally {
+                endStep();
             }
             deferred = newDeferral();
             waiting = engine.localState(p) >= PageState.READ_PENDING;
@@ -281,9 +283,7 @@ public final class DsmNode implements AutoCloseable {
             try {
                 engine.onMessage(m.peer(), type, toInt(m.arg0()), toInt(m.arg1()), toInt(m.arg2()),
                         toInt(m.arg3()), System.nanoTime());
-                thawFrozen();
             } catch (ProtocolException e) {
-                frozenCount = 0;
                 stats.rejectedMessages++;
                 LOG.warn("node {}: rejected message: {}", rank, e.getMessage());
             } catch (RuntimeException e) {
@@ -291,6 +291,7 @@ public final class DsmNode implements AutoCloseable {
             } finally {
                 currentPayload = null;
                 installedPage = -1;
+                endStep();
             }
             deferred = newDeferral();
             idle = awaitingRemoteCount == 0;
@@ -328,12 +329,12 @@ public final class DsmNode implements AutoCloseable {
             currentRead = readBuffers[buffer];
             try {
                 engine.onRemoteReadDone(page, System.nanoTime());
-                thawFrozen();
             } catch (RuntimeException e) {
                 fail(e);
             } finally {
                 currentRead = null;
                 installedPage = -1;
+                endStep();
             }
         }
     }
@@ -356,6 +357,22 @@ public final class DsmNode implements AutoCloseable {
         }
         timerDeferrals = d;
         return true;
+    }
+
+    /**
+     * The end of one engine step (under the lock): its messages leave now, after all its page actions took effect,
+     * then pages frozen for a send that stayed writable get write access back. Sending earlier was a real bug: a node
+     * handing a page on (DATA_WRITE, then dropping its copy) was descheduled inside the send after the bytes left, the
+     * new owner wrote the page, and a thread of the old owner still read its old copy for 0.9 ms until the punch
+     * (DsmStressTest lost a node's increments about once in 300 runs on a loaded host). The exhaustive check models
+     * exactly this order: a message is delivered in a later transition than the step that sent it.
+     */
+    private void endStep() {
+        try {
+            flushSends();
+        } finally {
+            thawFrozen();
+        }
     }
 
     /** Pages frozen for a send that the engine kept writable (none in the current protocol) get write access back. */
@@ -383,9 +400,10 @@ public final class DsmNode implements AutoCloseable {
                 if (deadline != Long.MAX_VALUE && deadline <= System.nanoTime()) {
                     try {
                         engine.onTimer(System.nanoTime());
-                        thawFrozen();
                     } catch (RuntimeException e) {
                         fail(e);
+                    } finally {
+                        endStep();
                     }
                     continue;
                 }
@@ -408,11 +426,80 @@ public final class DsmNode implements AutoCloseable {
 
     // ------------------------------------------------------------------ outputs
 
+    // The messages of the current engine step, sent by endStep (see there); page contents are copied into per-step
+    // buffers when the engine sends them, because the engine may drop the page right after.
+    private int pendingCount;
+    private int[] pendingDst = new int[16];
+    private int[] pendingType = new int[16];
+    private int[] pendingPage = new int[16];
+    private int[] pendingRequester = new int[16];
+    private int[] pendingVersion = new int[16];
+    private int[] pendingAcks = new int[16];
+    private int[] pendingData = new int[16];
+    private final Arena dataArena = Arena.ofShared();
+    private MemorySegment[] pendingPages = new MemorySegment[0];
+    private int pendingPagesUsed;
+
+    private void flushSends() {
+        int count = pendingCount;
+        pendingCount = 0;
+        pendingPagesUsed = 0;
+        for (int i = 0; i < count; i++) {
+            out.clear().type((short) pendingType[i]).arg0(pendingPage[i]).arg1(pendingRequester[i])
+                    .arg2(pendingVersion[i]).arg3(pendingAcks[i]);
+            int data = pendingData[i];
+            if (data < 0) {
+                out.noPayload();
+            } else {
+                out.payload(pendingPages[data], 0, (int) DsmPages.PAGE_SIZE);
+                stats.bytesSent += DsmPages.PAGE_SIZE;
+            }
+            transmit(pendingDst[i], pendingType[i]);
+        }
+    }
+
+    private void transmit(int dst, int type) {
+        stats.messagesSent++;
+        if (type == MessageType.INVALIDATE) {
+            stats.invalidationsSent++;
+        }
+        try {
+            transport.send(dst, out);
+            FaultTrace t = trace;
+            if (t != null) {
+                t.record(rank, FaultTrace.SENT, type, (int) out.arg0());
+            }
+        } catch (TransportException e) {
+            throw new IllegalStateException("node " + rank + ": cannot send " + MessageType.name(type) + " to node "
+                    + dst + ": " + e.getMessage(), e);
+        }
+    }
+
     private final class TransportOutbox implements Outbox {
         @Override
         public void send(int dstNode, int type, int page, int requester, int version, int acks) {
-            out.clear().type((short) type).arg0(page).arg1(requester).arg2(version).arg3(acks).noPayload();
-            transmit(dstNode, type);
+            queue(dstNode, type, page, requester, version, acks, -1);
+        }
+
+        private void queue(int dstNode, int type, int page, int requester, int version, int acks, int data) {
+            if (pendingCount == pendingDst.length) {
+                int n = pendingCount * 2;
+                pendingDst = Arrays.copyOf(pendingDst, n);
+                pendingType = Arrays.copyOf(pendingType, n);
+                pendingPage = Arrays.copyOf(pendingPage, n);
+                pendingRequester = Arrays.copyOf(pendingRequester, n);
+                pendingVersion = Arrays.copyOf(pendingVersion, n);
+                pendingAcks = Arrays.copyOf(pendingAcks, n);
+                pendingData = Arrays.copyOf(pendingData, n);
+            }
+            int i = pendingCount++;
+            pendingDst[i] = dstNode;
+            pendingType[i] = type;
+            pendingPage[i] = page;
+            pendingRequester[i] = requester;
+            pendingVersion[i] = version;
+            pendingAcks[i] = acks;
+            pendingData[i] = data;
         }
 
         @Override
@@ -428,27 +515,16 @@ public final class DsmNode implements AutoCloseable {
                     t.record(rank, FaultTrace.PROTECTED, 1, page);
                 }
             }
-            out.clear().type((short) type).arg0(page).arg1(requester).arg2(version).arg3(acks)
-                    .payload(alias, (long) page << DsmPages.PAGE_SHIFT, (int) DsmPages.PAGE_SIZE);
-            stats.bytesSent += DsmPages.PAGE_SIZE;
-            transmit(dstNode, type);
-        }
-
-        private void transmit(int dst, int type) {
-            stats.messagesSent++;
-            if (type == MessageType.INVALIDATE) {
-                stats.invalidationsSent++;
-            }
-            try {
-                transport.send(dst, out);
-                FaultTrace t = trace;
-                if (t != null) {
-                    t.record(rank, FaultTrace.SENT, type, (int) out.arg0());
+            if (pendingPagesUsed == pendingPages.length) {
+                int old = pendingPages.length;
+                pendingPages = Arrays.copyOf(pendingPages, Math.max(4, old * 2));
+                for (int i = old; i < pendingPages.length; i++) {
+                    pendingPages[i] = dataArena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
                 }
-            } catch (TransportException e) {
-                throw new IllegalStateException("node " + rank + ": cannot send " + MessageType.name(type) + " to node "
-                        + dst + ": " + e.getMessage(), e);
             }
+            int data = pendingPagesUsed++;
+            pages.copyOut(page, pendingPages[data]);
+            queue(dstNode, type, page, requester, version, acks, data);
         }
     }
 
@@ -586,6 +662,7 @@ public final class DsmNode implements AutoCloseable {
         synchronized (lock) {
             pages.close();
             uffd.close();
+            dataArena.close();
             Arrays.fill(faultStart, 0);
         }
     }

@@ -45,6 +45,12 @@ public final class LocalDsmCluster implements AutoCloseable {
      */
     public LocalDsmCluster(ProtocolConfig config, FaultTrace trace, long busyPollNanos, String transportKind)
             throws TransportException {
+        this(config, trace, busyPollNanos, transportKind, java.util.function.UnaryOperator.identity());
+    }
+
+    /** As above, each transport passed through {@code wrap} first (tests: a transport that delays or drops). */
+    public LocalDsmCluster(ProtocolConfig config, FaultTrace trace, long busyPollNanos, String transportKind,
+                           java.util.function.UnaryOperator<Transport> wrap) throws TransportException {
         size = config.nodeCount();
         memfd = new int[size];
         guest = new MemorySegment[size];
@@ -61,7 +67,7 @@ public final class LocalDsmCluster implements AutoCloseable {
                 Posix.check(px.ftruncate(memfd[r], length), "ftruncate");
                 guest[r] = px.mmapChecked(0, length, rw, PosixConstants.MAP_SHARED, memfd[r], 0, "guest mapping");
                 alias[r] = px.mmapChecked(0, length, rw, PosixConstants.MAP_SHARED, memfd[r], 0, "alias mapping");
-                transport[r] = Transport.loopback(transportKind, r, size, SECRET, config.oneSidedReads());
+                transport[r] = wrap.apply(Transport.loopback(transportKind, r, size, SECRET, config.oneSidedReads()));
                 node[r] = new DsmNode(transport[r], config, memfd[r], guest[r], alias[r]);
                 node[r].setTrace(trace);
                 node[r].setBusyPoll(busyPollNanos);
