@@ -277,7 +277,7 @@ public final class TcpTransport implements Transport {
             requests.abandon(id);
             throw e;
         }
-        requests.await(id);
+        requests.await(id, config.requestSpinNanos());
     }
 
     @Override

@@ -21,17 +21,22 @@ import java.util.Arrays;
  * @param maxPendingHandshakes unauthenticated connections held at once; more are closed at accept
  * @param inlinePayloadBytes   payloads up to this size are copied behind the header and sent with one
  *                             write(); larger ones are gathered from the caller's memory without a copy
+ * @param requestSpinNanos     how long a thread blocked in {@code request} watches for its reply before it parks:
+ *                             a reply within that time costs no thread wake-up (on hosts where waking a thread
+ *                             on an idle CPU is slow, the round trip otherwise carries one; 0: park at once)
  */
 public record TcpTransportConfig(int rank, int clusterSize, Endpoint listen, byte[] clusterSecret, int maxPayload,
                                  int socketBufferBytes, Duration handshakeTimeout, Duration connectRetryInterval,
                                  int requestSlots, long maxBacklogBytes, Duration sendTimeout,
-                                 int maxPendingHandshakes, int inlinePayloadBytes) {
+                                 int maxPendingHandshakes, int inlinePayloadBytes, long requestSpinNanos) {
 
     public static final int DEFAULT_MAX_PAYLOAD = 1 << 20;
     /** Covers a 4 KiB page with room to spare; see the benchmark for the copy-versus-gather numbers. */
     public static final int DEFAULT_INLINE_PAYLOAD = 16 << 10;
     /** Payloads above this would not fit the buffer windows the transport uses; also a sanity bound. */
     public static final int MAX_MAX_PAYLOAD = 256 << 20;
+    /** Covers a loopback or LAN round trip; measured with {@code dvmm bench transport} (see DEPLOYMENT.md). */
+    public static final long DEFAULT_REQUEST_SPIN_NANOS = 100_000;
 
     public TcpTransportConfig {
         if (clusterSize < 1 || clusterSize > 4096) {
@@ -69,6 +74,9 @@ public record TcpTransportConfig(int rank, int clusterSize, Endpoint listen, byt
         if (inlinePayloadBytes < 0 || inlinePayloadBytes > 1 << 20) {
             throw new IllegalArgumentException("inline payload " + inlinePayloadBytes + " is outside 0..1 MiB");
         }
+        if (requestSpinNanos < 0 || requestSpinNanos > 1_000_000_000L) {
+            throw new IllegalArgumentException("request spin " + requestSpinNanos + " ns is outside 0..1 s");
+        }
     }
 
     private static void requirePositive(Duration duration, String what) {
@@ -81,7 +89,7 @@ public record TcpTransportConfig(int rank, int clusterSize, Endpoint listen, byt
     public static TcpTransportConfig of(int rank, int clusterSize, Endpoint listen, byte[] clusterSecret) {
         return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, DEFAULT_MAX_PAYLOAD, 4 << 20,
                 Duration.ofSeconds(5), Duration.ofMillis(50), 4096, 64L << 20, Duration.ofSeconds(10), 64,
-                DEFAULT_INLINE_PAYLOAD);
+                DEFAULT_INLINE_PAYLOAD, DEFAULT_REQUEST_SPIN_NANOS);
     }
 
     /** Defaults, listening on 127.0.0.1 at a free port. */
@@ -98,31 +106,37 @@ public record TcpTransportConfig(int rank, int clusterSize, Endpoint listen, byt
         long backlog = Math.max(maxBacklogBytes, 2L * (FrameDescriptor.HEADER_LENGTH + bytes));
         return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, bytes, socketBufferBytes,
                 handshakeTimeout, connectRetryInterval, requestSlots, backlog, sendTimeout, maxPendingHandshakes,
-                inlinePayloadBytes);
+                inlinePayloadBytes, requestSpinNanos);
     }
 
     public TcpTransportConfig withHandshakeTimeout(Duration timeout) {
         return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, socketBufferBytes,
                 timeout, connectRetryInterval, requestSlots, maxBacklogBytes, sendTimeout, maxPendingHandshakes,
-                inlinePayloadBytes);
+                inlinePayloadBytes, requestSpinNanos);
     }
 
     public TcpTransportConfig withSocketBufferBytes(int bytes) {
         return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, bytes,
                 handshakeTimeout, connectRetryInterval, requestSlots, maxBacklogBytes, sendTimeout, maxPendingHandshakes,
-                inlinePayloadBytes);
+                inlinePayloadBytes, requestSpinNanos);
     }
 
     public TcpTransportConfig withRequestSlots(int slots) {
         return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, socketBufferBytes,
                 handshakeTimeout, connectRetryInterval, slots, maxBacklogBytes, sendTimeout, maxPendingHandshakes,
-                inlinePayloadBytes);
+                inlinePayloadBytes, requestSpinNanos);
     }
 
     public TcpTransportConfig withInlinePayloadBytes(int bytes) {
         return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, socketBufferBytes,
                 handshakeTimeout, connectRetryInterval, requestSlots, maxBacklogBytes, sendTimeout, maxPendingHandshakes,
-                bytes);
+                bytes, requestSpinNanos);
+    }
+
+    public TcpTransportConfig withRequestSpinNanos(long nanos) {
+        return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, socketBufferBytes,
+                handshakeTimeout, connectRetryInterval, requestSlots, maxBacklogBytes, sendTimeout, maxPendingHandshakes,
+                inlinePayloadBytes, nanos);
     }
 
     @Override
@@ -133,7 +147,7 @@ public record TcpTransportConfig(int rank, int clusterSize, Endpoint listen, byt
                 && handshakeTimeout.equals(o.handshakeTimeout) && connectRetryInterval.equals(o.connectRetryInterval)
                 && requestSlots == o.requestSlots && maxBacklogBytes == o.maxBacklogBytes
                 && sendTimeout.equals(o.sendTimeout) && maxPendingHandshakes == o.maxPendingHandshakes
-                && inlinePayloadBytes == o.inlinePayloadBytes;
+                && inlinePayloadBytes == o.inlinePayloadBytes && requestSpinNanos == o.requestSpinNanos;
     }
 
     @Override
@@ -147,6 +161,6 @@ public record TcpTransportConfig(int rank, int clusterSize, Endpoint listen, byt
         return "TcpTransportConfig[rank=" + rank + ", clusterSize=" + clusterSize + ", listen=" + listen
                 + ", maxPayload=" + maxPayload + ", socketBufferBytes=" + socketBufferBytes
                 + ", handshakeTimeout=" + handshakeTimeout + ", requestSlots=" + requestSlots
-                + ", inlinePayloadBytes=" + inlinePayloadBytes + "]";
+                + ", inlinePayloadBytes=" + inlinePayloadBytes + ", requestSpinNanos=" + requestSpinNanos + "]";
     }
 }

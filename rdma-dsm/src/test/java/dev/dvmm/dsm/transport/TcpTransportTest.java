@@ -59,7 +59,8 @@ class TcpTransportTest {
                 TcpTransportConfig config = new TcpTransportConfig(r, size, template.listen(), secret,
                         template.maxPayload(), template.socketBufferBytes(), template.handshakeTimeout(),
                         template.connectRetryInterval(), template.requestSlots(), template.maxBacklogBytes(),
-                        template.sendTimeout(), template.maxPendingHandshakes(), template.inlinePayloadBytes());
+                        template.sendTimeout(), template.maxPendingHandshakes(), template.inlinePayloadBytes(),
+                        template.requestSpinNanos());
                 transports[r] = new TcpTransport(config);
                 nodes[r] = new TestNode(r, size);
                 nodes[r].transport = transports[r];
@@ -488,6 +489,10 @@ class TcpTransportTest {
                 () -> TcpTransportConfig.loopback(2, 2, secret));
         assertTrue(rank.getMessage().contains("rank 2"), rank.getMessage());
         assertThrows(IllegalArgumentException.class, () -> TcpTransportConfig.loopback(0, 2, secret).withRequestSlots(1000));
+        IllegalArgumentException spin = assertThrows(IllegalArgumentException.class,
+                () -> TcpTransportConfig.loopback(0, 2, secret).withRequestSpinNanos(-1));
+        assertTrue(spin.getMessage().contains("request spin -1 ns"), spin.getMessage());
+        assertEquals(0, TcpTransportConfig.loopback(0, 2, secret).withRequestSpinNanos(0).requestSpinNanos());
         assertThrows(IllegalArgumentException.class,
                 () -> TcpTransportConfig.loopback(0, 2, secret).withMaxPayload(TcpTransportConfig.MAX_MAX_PAYLOAD + 1));
         assertFalse(TcpTransportConfig.loopback(0, 2, secret).toString().contains(Arrays.toString(secret)));
