@@ -89,6 +89,14 @@ class ProtocolEngineTest {
         return new ProtocolEngine(config, node, recorder, recorder);
     }
 
+    /** Node {@code node}'s engine after a fault on page 0 (its request sent and taken from the recorder). */
+    private static ProtocolEngine faulted(ProtocolConfig config, int node, Recorder recorder, boolean write) {
+        ProtocolEngine e = engine(config, node, recorder);
+        e.onLocalFault(0, write, 0);
+        recorder.take();
+        return e;
+    }
+
     @Test
     void readMissOnANeverWrittenPageIsAZeroPageWithoutDataTransfer() {
         ProtocolConfig config = config(2, 2, 0, 4);
@@ -142,9 +150,7 @@ class ProtocolEngineTest {
         assertEquals(0b111, home.directoryCopyset(0));
 
         Recorder reqOut = new Recorder();
-        ProtocolEngine requester = engine(config, 2, reqOut);
-        requester.onLocalFault(0, false, 0);
-        reqOut.take();
+        ProtocolEngine requester = faulted(config, 2, reqOut, false);
         requester.onMessage(0, MessageType.GRANT_READ_REMOTE, 0, 1, 1, 0);
         assertEquals(List.of("read p0 from n1"), reqOut.take());
         assertEquals(PageState.READ_FETCHING, requester.localState(0));
@@ -273,9 +279,7 @@ class ProtocolEngineTest {
         assertEquals(PageState.SHARED, owner.localState(0));
 
         Recorder reqOut = new Recorder();
-        ProtocolEngine requester = engine(config, 2, reqOut);
-        requester.onLocalFault(0, false, 0);
-        reqOut.take();
+        ProtocolEngine requester = faulted(config, 2, reqOut, false);
         requester.onMessage(1, MessageType.DATA_READ, 0, 2, 1, 0);
         assertEquals(List.of("install p0 RO", "resolved p0", "send n0 DONE p0 req n2 v1"), reqOut.take());
 
@@ -300,9 +304,7 @@ class ProtocolEngineTest {
         assertEquals(0b101, home.directoryCopyset(0));
 
         Recorder reqOut = new Recorder();
-        ProtocolEngine requester = engine(config, 2, reqOut);
-        requester.onLocalFault(0, false, 0);
-        reqOut.take();
+        ProtocolEngine requester = faulted(config, 2, reqOut, false);
         requester.onMessage(0, MessageType.DATA_READ, 0, 2, 1, 0);
         assertEquals(List.of("install p0 RO", "resolved p0"), reqOut.take(), "no DONE for data from the home");
 
