@@ -47,9 +47,9 @@ public final class TcpTransport implements Transport {
     /** How often a sender waiting for backlog space retries draining it itself. */
     private static final long BACKLOG_RETRY_MILLIS = 2;
 
-    private static final int PEER_NEW = 0;
-    private static final int PEER_UP = 1;
-    private static final int PEER_DOWN = 2;
+    private static final int PEER_NEW = PeerLink.NEW;
+    private static final int PEER_UP = PeerLink.UP;
+    private static final int PEER_DOWN = PeerLink.DOWN;
 
     private static final int CONNECTING = 0;
     private static final int AWAIT_CHALLENGE = 1;
@@ -202,51 +202,12 @@ public final class TcpTransport implements Transport {
 
     @Override
     public void awaitConnected(Duration timeout) throws TransportException {
-        long deadline = System.nanoTime() + timeout.toNanos();
         synchronized (lifecycle) {
             if (!started) {
                 throw new IllegalStateException("transport of rank " + rank + " is not started");
             }
-            for (;;) {
-                if (closed) {
-                    throw closedException();
-                }
-                StringBuilder missing = null;
-                for (Peer peer : peers) {
-                    if (peer == null) {
-                        continue;
-                    }
-                    int state = peer.state;
-                    if (state == PEER_DOWN) {
-                        TransportException cause = peer.downCause;
-                        throw new TransportException(Reason.PEER_DIED, peer.rank,
-                                "rank " + peer.rank + " went down while connecting: " + cause.getMessage(), cause);
-                    }
-                    if (state == PEER_NEW) {
-                        missing = missing == null ? new StringBuilder() : missing.append(", ");
-                        missing.append(peer.rank);
-                        String error = peer.lastError;
-                        if (error != null) {
-                            missing.append(" (").append(error).append(')');
-                        }
-                    }
-                }
-                if (missing == null) {
-                    return;
-                }
-                long remaining = deadline - System.nanoTime();
-                if (remaining <= 0) {
-                    throw new TransportException(Reason.PEER_UNREACHABLE, -1, "rank " + rank
-                            + " has no authenticated connection to rank(s) " + missing + " after "
-                            + timeout.toMillis() + " ms");
-                }
-                try {
-                    lifecycle.wait(Math.max(1, remaining / 1_000_000));
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new TransportException(Reason.INTERRUPTED, -1, "interrupted while waiting for peers");
-                }
-            }
+            PeerLink.awaitAll(lifecycle, peers, rank, timeout, "no authenticated connection to",
+                    () -> closed ? closedException() : null);
         }
     }
 
@@ -1186,12 +1147,8 @@ public final class TcpTransport implements Transport {
     // ---------------------------------------------------------------- state
 
     /** Everything about one remote rank. The monitor of a Peer is its send lock. */
-    private static final class Peer {
-        final int rank;
-        volatile int state = PEER_NEW;
-        volatile TransportException downCause;
+    private static final class Peer extends PeerLink {
         volatile IOException sendFailure;
-        volatile String lastError;
 
         // Set in start(); read by the receive thread.
         Endpoint endpoint;
@@ -1221,7 +1178,7 @@ public final class TcpTransport implements Transport {
         int backlogWrite;
 
         Peer(int rank, int inlinePayload) {
-            this.rank = rank;
+            super(rank);
             this.frame = ByteBuffer.allocateDirect(HEADER + inlinePayload).order(ByteOrder.LITTLE_ENDIAN);
             this.frameSegment = MemorySegment.ofBuffer(frame);
             this.header = frame.slice(0, HEADER).order(ByteOrder.LITTLE_ENDIAN);

@@ -162,9 +162,9 @@ public final class UcxTransport implements Transport {
     private static final String REG_METHODS = "REG_METHODS";
     private static final String ODP_MAX_SIZE = "ODP_MAX_SIZE";
 
-    private static final int PEER_NEW = 0;
-    private static final int PEER_UP = 1;
-    private static final int PEER_DOWN = 2;
+    private static final int PEER_NEW = PeerLink.NEW;
+    private static final int PEER_UP = PeerLink.UP;
+    private static final int PEER_DOWN = PeerLink.DOWN;
 
     /**
      * SAFETY: addresses UCX hands to callbacks (AM header, data) are read through this one segment
@@ -578,50 +578,12 @@ public final class UcxTransport implements Transport {
 
     @Override
     public void awaitConnected(Duration timeout) throws TransportException {
-        long deadline = System.nanoTime() + timeout.toNanos();
         synchronized (lifecycle) {
             if (!started) {
                 throw new IllegalStateException("transport of rank " + rank + " is not started");
             }
-            for (;;) {
-                if (closed) {
-                    throw closedException();
-                }
-                StringBuilder missing = null;
-                for (Peer peer : peers) {
-                    if (peer == null) {
-                        continue;
-                    }
-                    int state = peer.state;
-                    if (state == PEER_DOWN) {
-                        TransportException cause = peer.downCause;
-                        throw new TransportException(Reason.PEER_DIED, peer.rank,
-                                "rank " + peer.rank + " went down while connecting: " + cause.getMessage(), cause);
-                    }
-                    if (state == PEER_NEW) {
-                        missing = missing == null ? new StringBuilder() : missing.append(", ");
-                        missing.append(peer.rank);
-                        String error = peer.lastError;
-                        if (error != null) {
-                            missing.append(" (").append(error).append(')');
-                        }
-                    }
-                }
-                if (missing == null) {
-                    return;
-                }
-                long remaining = deadline - System.nanoTime();
-                if (remaining <= 0) {
-                    throw new TransportException(Reason.PEER_UNREACHABLE, -1, "rank " + rank
-                            + " has no UCX endpoint to rank(s) " + missing + " after " + timeout.toMillis() + " ms");
-                }
-                try {
-                    lifecycle.wait(Math.max(1, remaining / 1_000_000));
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new TransportException(Reason.INTERRUPTED, -1, "interrupted while waiting for peers");
-                }
-            }
+            PeerLink.awaitAll(lifecycle, peers, rank, timeout, "no UCX endpoint to",
+                    () -> closed ? closedException() : null);
         }
     }
 
@@ -2332,13 +2294,9 @@ public final class UcxTransport implements Transport {
     }
 
     /** Everything about one remote rank. The monitor of a Peer is its send lock. */
-    private static final class Peer {
-        final int rank;
+    private static final class Peer extends PeerLink {
         /** What this node expects in messages from the peer; the peer learns it in the bootstrap. */
         final long inboundToken;
-        volatile int state = PEER_NEW;
-        volatile TransportException downCause;
-        volatile String lastError;
 
         // Set in start(); bootstrap thread.
         Endpoint endpoint;
@@ -2380,7 +2338,7 @@ public final class UcxTransport implements Transport {
         int rendezvousLength;
 
         Peer(int rank, long inboundToken, Arena arena) {
-            this.rank = rank;
+            super(rank);
             this.inboundToken = inboundToken;
             this.arena = arena;
             this.endpointParams = arena.allocate(UcpEpParams.LAYOUT);
