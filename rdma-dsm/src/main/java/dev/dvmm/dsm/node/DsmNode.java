@@ -55,7 +55,6 @@ public final class DsmNode implements AutoCloseable {
     private final ProtocolEngine engine;
     private final DsmStats stats = new DsmStats();
     private final Object lock = new Object();
-    private final OutboundMessage out = new OutboundMessage();
     private final long[] faultStart;
     private final boolean[] faultWrite;
     private final Userfaultfd uffd;
@@ -429,45 +428,48 @@ public final class DsmNode implements AutoCloseable {
     // The messages of the current engine step, sent by endStep (see there); page contents are copied into per-step
     // buffers when the engine sends them, because the engine may drop the page right after.
     private int pendingCount;
-    private int[] pendingDst = new int[16];
-    private int[] pendingType = new int[16];
-    private int[] pendingPage = new int[16];
-    private int[] pendingRequester = new int[16];
-    private int[] pendingVersion = new int[16];
-    private int[] pendingAcks = new int[16];
-    private int[] pendingData = new int[16];
+    private int[] pendingDst = new int[0];
+    private OutboundMessage[] pending = new OutboundMessage[0];
     private final Arena dataArena = Arena.ofShared();
     private MemorySegment[] pendingPages = new MemorySegment[0];
     private int pendingPagesUsed;
+
+    /** The next message of this step, to go to {@code dst} when the step ends (slots grow, then are reused). */
+    private OutboundMessage queue(int dst) {
+        if (pendingCount == pending.length) {
+            int n = Math.max(16, pendingCount * 2);
+            pendingDst = Arrays.copyOf(pendingDst, n);
+            pending = Arrays.copyOf(pending, n);
+            for (int i = pendingCount; i < n; i++) {
+                pending[i] = new OutboundMessage();
+            }
+        }
+        pendingDst[pendingCount] = dst;
+        return pending[pendingCount++].clear();
+    }
 
     private void flushSends() {
         int count = pendingCount;
         pendingCount = 0;
         pendingPagesUsed = 0;
         for (int i = 0; i < count; i++) {
-            out.clear().type((short) pendingType[i]).arg0(pendingPage[i]).arg1(pendingRequester[i])
-                    .arg2(pendingVersion[i]).arg3(pendingAcks[i]);
-            int data = pendingData[i];
-            if (data < 0) {
-                out.noPayload();
-            } else {
-                out.payload(pendingPages[data], 0, (int) DsmPages.PAGE_SIZE);
-                stats.bytesSent += DsmPages.PAGE_SIZE;
-            }
-            transmit(pendingDst[i], pendingType[i]);
+            OutboundMessage m = pending[i];
+            stats.bytesSent += m.payloadLength();
+            transmit(pendingDst[i], m);
         }
     }
 
-    private void transmit(int dst, int type) {
+    private void transmit(int dst, OutboundMessage m) {
+        int type = m.type();
         stats.messagesSent++;
         if (type == MessageType.INVALIDATE) {
             stats.invalidationsSent++;
         }
         try {
-            transport.send(dst, out);
+            transport.send(dst, m);
             FaultTrace t = trace;
             if (t != null) {
-                t.record(rank, FaultTrace.SENT, type, (int) out.arg0());
+                t.record(rank, FaultTrace.SENT, type, (int) m.arg0());
             }
         } catch (TransportException e) {
             throw new IllegalStateException("node " + rank + ": cannot send " + MessageType.name(type) + " to node "
@@ -478,28 +480,7 @@ public final class DsmNode implements AutoCloseable {
     private final class TransportOutbox implements Outbox {
         @Override
         public void send(int dstNode, int type, int page, int requester, int version, int acks) {
-            queue(dstNode, type, page, requester, version, acks, -1);
-        }
-
-        private void queue(int dstNode, int type, int page, int requester, int version, int acks, int data) {
-            if (pendingCount == pendingDst.length) {
-                int n = pendingCount * 2;
-                pendingDst = Arrays.copyOf(pendingDst, n);
-                pendingType = Arrays.copyOf(pendingType, n);
-                pendingPage = Arrays.copyOf(pendingPage, n);
-                pendingRequester = Arrays.copyOf(pendingRequester, n);
-                pendingVersion = Arrays.copyOf(pendingVersion, n);
-                pendingAcks = Arrays.copyOf(pendingAcks, n);
-                pendingData = Arrays.copyOf(pendingData, n);
-            }
-            int i = pendingCount++;
-            pendingDst[i] = dstNode;
-            pendingType[i] = type;
-            pendingPage[i] = page;
-            pendingRequester[i] = requester;
-            pendingVersion[i] = version;
-            pendingAcks[i] = acks;
-            pendingData[i] = data;
+            queue(dstNode).type((short) type).arg0(page).arg1(requester).arg2(version).arg3(acks).noPayload();
         }
 
         @Override
@@ -522,9 +503,10 @@ public final class DsmNode implements AutoCloseable {
                     pendingPages[i] = dataArena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
                 }
             }
-            int data = pendingPagesUsed++;
-            pages.copyOut(page, pendingPages[data]);
-            queue(dstNode, type, page, requester, version, acks, data);
+            MemorySegment copy = pendingPages[pendingPagesUsed++];
+            pages.copyOut(page, copy);
+            queue(dstNode).type((short) type).arg0(page).arg1(requester).arg2(version).arg3(acks)
+                    .payload(copy, 0, (int) DsmPages.PAGE_SIZE);
         }
     }
 
