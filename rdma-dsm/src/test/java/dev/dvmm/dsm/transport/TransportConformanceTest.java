@@ -662,6 +662,57 @@ public abstract class TransportConformanceTest {
     }
 
     /**
+     * The DSM's fault thread sends pages while it holds the engine lock that message handlers take, on both nodes at
+     * once, faster than the handlers (which wait for that lock) let the peer read. The sockets fill and the send
+     * buffers or backlogs run out while a sender holds the lock its own receiving side waits for: the transport must
+     * still drain both ways (UCX: the waiting sender polls the worker; TCP: it drains its backlog itself).
+     */
+    @Test
+    void aHandlerMayWaitForALockWhoseHolderWaitsForSendSpace() throws Exception {
+        int count = 4000;
+        int length = 4096;
+        try (Cluster cluster = new Cluster(2); Arena arena = Arena.ofShared()) {
+            MemorySegment payload = arena.allocate(length);
+            Patterns.fill(payload, 0, length, 11);
+            List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+            Thread[] senders = new Thread[2];
+            for (int r = 0; r < 2; r++) {
+                final int me = r;
+                senders[r] = new Thread(() -> {
+                    OutboundMessage message = new OutboundMessage();
+                    try {
+                        for (int i = 0; i < count; i++) {
+                            synchronized (cluster.node(me).engineLock) {
+                                cluster.transport(me).send(1 - me, message.clear().type(TestNode.LOCKED));
+                                cluster.transport(me).send(1 - me, message.clear().type(TestNode.SEQUENCED).arg0(i)
+                                        .arg1(11).payload(payload, 0, length));
+                            }
+                        }
+                    } catch (Throwable t) {
+                        failures.add(t);
+                    }
+                }, "page-sender-" + r);
+                senders[r].start();
+            }
+            for (Thread sender : senders) {
+                sender.join(TimeUnit.SECONDS.toMillis(20));
+                assertFalse(sender.isAlive(), sender.getName() + " is stuck waiting for send space");
+            }
+            assertEquals(List.of(), failures);
+            for (int r = 0; r < 2; r++) {
+                TestNode node = cluster.node(r);
+                awaitTrue("node " + r + " handles every message",
+                        () -> node.sequencedReceived.get(1 - node.rank) == count);
+                synchronized (node.engineLock) {
+                    assertEquals(count, node.lockedReceived);
+                }
+                assertEquals(0, node.orderViolations.get());
+                assertEquals(0, node.payloadMismatches.get());
+            }
+        }
+    }
+
+    /**
      * A reply comes after the messages its sender sent before it: when {@code request} returns, their handlers have
      * run (the DSM relies on it), even though the handlers are slow and the reply is ready long before.
      */

@@ -133,63 +133,6 @@ class UcxTransportTest {
         }
     }
 
-    /**
-     * The DSM's fault thread sends pages while it holds the engine lock that message handlers take, on both nodes at
-     * once, faster than the handlers (which wait for that lock) let the progress threads read. The sockets fill, UCX
-     * holds the sends, the send buffers run out, and a sender waiting for one holds the lock its progress thread
-     * waits for: the sender then polls the worker itself, which drains both ways.
-     */
-    @Test
-    void aHandlerMayWaitForALockWhoseHolderWaitsForASendBuffer() throws Exception {
-        int count = 4000;
-        int length = 4096;
-        TestNode[] nodes = new TestNode[2];
-        Transport[] transports = cluster(2, nodes);
-        try (Arena arena = Arena.ofShared()) {
-            MemorySegment payload = arena.allocate(length);
-            Patterns.fill(payload, 0, length, 11);
-            List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
-            Thread[] senders = new Thread[2];
-            for (int r = 0; r < 2; r++) {
-                final int me = r;
-                senders[r] = new Thread(() -> {
-                    OutboundMessage message = new OutboundMessage();
-                    try {
-                        for (int i = 0; i < count; i++) {
-                            synchronized (nodes[me].engineLock) {
-                                transports[me].send(1 - me, message.clear().type(TestNode.LOCKED));
-                                transports[me].send(1 - me, message.clear().type(TestNode.SEQUENCED).arg0(i).arg1(11)
-                                        .payload(payload, 0, length));
-                            }
-                        }
-                    } catch (Throwable t) {
-                        failures.add(t);
-                    }
-                }, "page-sender-" + r);
-                senders[r].start();
-            }
-            for (Thread sender : senders) {
-                sender.join(TimeUnit.SECONDS.toMillis(20));
-                assertFalse(sender.isAlive(), sender.getName() + " is stuck waiting for a send buffer");
-            }
-            assertEquals(List.of(), failures);
-            for (int r = 0; r < 2; r++) {
-                TestNode node = nodes[r];
-                awaitTrue("node " + r + " handles every message",
-                        () -> node.sequencedReceived.get(1 - node.rank) == count);
-                synchronized (node.engineLock) {
-                    assertEquals(count, node.lockedReceived);
-                }
-                assertEquals(0, node.orderViolations.get());
-                assertEquals(0, node.payloadMismatches.get());
-            }
-        } finally {
-            for (Transport t : transports) {
-                t.close();
-            }
-        }
-    }
-
     /** A raw UCX worker that speaks to a transport's worker directly, bypassing the bootstrap. */
     private static final class RawUcxPeer implements AutoCloseable {
         final Ucp ucp = Ucp.load();
