@@ -167,12 +167,8 @@ public final class ClusterNode {
     static Transport openTransport(Config cfg) throws TransportException {
         Endpoint self = cfg.cluster().get(cfg.rank());
         return switch (cfg.transport()) {
-            case "tcp" -> {
-                if (cfg.remoteReads() == UcxTransportConfig.RemoteReads.ON) {
-                    throw new KvmException("--remote-reads on needs --transport ucx: tcp has no one-sided reads");
-                }
-                yield new TcpTransport(TcpTransportConfig.of(cfg.rank(), cfg.nodes(), self, cfg.secret()));
-            }
+            // Remote reads forced on over tcp are refused where the options are parsed (NodeCommand.parseRemoteReads).
+            case "tcp" -> new TcpTransport(TcpTransportConfig.of(cfg.rank(), cfg.nodes(), self, cfg.secret()));
             case "ucx" -> new dev.dvmm.dsm.transport.UcxTransport(
                     UcxTransportConfig.of(cfg.rank(), cfg.nodes(), self, cfg.secret()).withRemoteReads(cfg.remoteReads()));
             default -> throw new KvmException("unknown transport '" + cfg.transport() + "': use tcp or ucx");
