@@ -89,6 +89,10 @@ public final class Posix {
     private static final class Read {
         static final MethodHandle H = errnoCall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, PTR, JAVA_LONG));
     }
+    private static final class Pread {
+        static final MethodHandle H = errnoCall("pread",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, PTR, JAVA_LONG, JAVA_LONG));
+    }
     private static final class Write {
         static final MethodHandle H = errnoCall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, PTR, JAVA_LONG));
     }
@@ -182,6 +186,15 @@ public final class Posix {
     public long read(int fd, MemorySegment buf, long len) {
         try {
             return ret((long) Read.H.invokeExact(errnoState, fd, buf, len));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Reads {@code len} bytes at file offset {@code offset} into {@code buf}: -errno or the bytes read. */
+    public long pread(int fd, MemorySegment buf, long len, long offset) {
+        try {
+            return ret((long) Pread.H.invokeExact(errnoState, fd, buf, len, offset));
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -35,7 +35,7 @@ class UffdGuestMemoryKvmTest {
             AtomicLong faults = new AtomicLong();
             AtomicLong writeFaults = new AtomicLong();
             try (Userfaultfd uffd = DsmPages.registerGuestMapping(guest);
-                 DsmPages pages = new DsmPages(uffd, m.memory().memfd(), guest, m.memory().aliasMapping())) {
+                 DsmPages pages = new DsmPages(uffd, m.memory().memfd(), guest)) {
                 FaultReader reader = new FaultReader(uffd, guest, (page, write, wp, tid) -> {
                     faults.incrementAndGet();
                     if (write) {

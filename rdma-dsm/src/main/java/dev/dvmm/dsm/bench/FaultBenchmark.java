@@ -331,9 +331,8 @@ public final class FaultBenchmark {
         int fd = Posix.check(px.memfdCreate("bench-local", PosixConstants.MFD_CLOEXEC), "memfd");
         Posix.check(px.ftruncate(fd, len), "ftruncate");
         MemorySegment guest = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, fd, 0, "guest");
-        MemorySegment alias = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, fd, 0, "alias");
         try (Arena arena = Arena.ofShared(); Userfaultfd uffd = DsmPages.registerGuestMapping(guest);
-             DsmPages dsm = new DsmPages(uffd, fd, guest, alias)) {
+             DsmPages dsm = new DsmPages(uffd, fd, guest)) {
             MemorySegment src = arena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
             FaultReader reader = new FaultReader(uffd, guest, (page, w, wp, tid) -> dsm.install(page, src, true),
                     "bench-uffd");
@@ -358,7 +357,6 @@ public final class FaultBenchmark {
             }
         } finally {
             px.munmap(guest);
-            px.munmap(alias);
             px.close(fd);
         }
         return h;

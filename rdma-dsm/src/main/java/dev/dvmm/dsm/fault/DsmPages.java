@@ -17,9 +17,10 @@ import java.lang.foreign.MemorySegment;
  * range: both mappings lose the page and KVM's MMU notifier drops it from the guest), and copy out.
  *
  * <p>Used by one thread at a time (the protocol agent): the ioctl argument structs are preallocated here
- * and reused, so nothing is allocated per page operation. Page contents are read
- * only through the alias mapping and only for pages this node holds: touching the alias of an absent
- * page would silently create a zero page that the guest would then see without faulting.
+ * and reused, so nothing is allocated per page operation. Page contents are read with pread from the memfd, only
+ * for pages this node holds, and never through a mapping: the guest mapping would fault into this very service
+ * for an absent page, and the alias mapping would map the page a second time (a second TLB flush when it is
+ * punched) and, for an absent page, silently create a zero page the guest would then see without faulting.
  */
 public final class DsmPages implements AutoCloseable {
     public static final int PAGE_SHIFT = 12;
@@ -28,7 +29,6 @@ public final class DsmPages implements AutoCloseable {
     private final Userfaultfd uffd;
     private final int memfd;
     private final MemorySegment guest;
-    private final MemorySegment alias;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment copy = arena.allocate(UffdioCopy.LAYOUT);
     private final MemorySegment zero = arena.allocate(UffdioZeropage.LAYOUT);
@@ -38,17 +38,16 @@ public final class DsmPages implements AutoCloseable {
     private long eexist;
 
     /**
-     * @param guest the guest mapping (registered with {@code uffd} for MISSING | WP)
-     * @param alias the second mapping of the same memfd
+     * @param memfd the guest memory's memfd
+     * @param guest its guest mapping (registered with {@code uffd} for MISSING | WP)
      */
-    public DsmPages(Userfaultfd uffd, int memfd, MemorySegment guest, MemorySegment alias) {
-        if (guest.byteSize() != alias.byteSize() || guest.byteSize() % PAGE_SIZE != 0) {
-            throw new IllegalArgumentException("guest and alias mappings must be the same whole number of pages");
+    public DsmPages(Userfaultfd uffd, int memfd, MemorySegment guest) {
+        if (guest.byteSize() % PAGE_SIZE != 0) {
+            throw new IllegalArgumentException("the guest mapping must be a whole number of pages");
         }
         this.uffd = uffd;
         this.memfd = memfd;
         this.guest = guest;
-        this.alias = alias;
     }
 
     /** Opens a uffd with the features the DSM needs and registers the whole guest mapping. */
@@ -162,9 +161,22 @@ public final class DsmPages implements AutoCloseable {
         Posix.current().ioctl(uffd.fd(), UffdIoctls.UFFDIO_WAKE, range);
     }
 
-    /** Copies a page this node holds out through the alias mapping. */
+    /**
+     * Copies a page this node holds out of the memfd with pread, into the first 4 KiB of {@code dst} (native memory).
+     * Not through the alias mapping: a read there maps the page in a second place, and the punch that later drops it
+     * must then flush the TLB for both mappings (measured here: 29.5 us instead of 14.4 with a thread of this process
+     * on another CPU). pread maps nothing, and of a hole it reads zeros without allocating one.
+     */
     public void copyOut(long page, MemorySegment dst) {
-        MemorySegment.copy(alias, check(page), dst, 0, PAGE_SIZE);
+        long off = check(page);
+        if (dst.byteSize() < PAGE_SIZE || !dst.isNative()) {
+            throw new FaultServiceException("copy-out destination is not 4 KiB of native memory");
+        }
+        long n = Posix.current().pread(memfd, dst, PAGE_SIZE, off);
+        if (n != PAGE_SIZE) {
+            throw new FaultServiceException("reading page " + page + " from guest memory failed: "
+                    + (n < 0 ? Posix.strerror((int) -n) : "short read of " + n + " bytes"));
+        }
     }
 
     /** Installs that lost a race to another resolution of the same page. */

@@ -32,8 +32,8 @@ import org.apache.logging.log4j.Logger;
  * yield). Each thread sends its own messages straight to the socket (at the end of its engine step,
  * once the step's page actions took effect: see endStep) and the receive thread installs
  * pages itself, so a remote fault costs no hand-off beyond the wake-ups of the threads that wait for
- * it. Engine actions never touch the guest mapping (installs use UFFDIO_COPY, reads use the alias
- * mapping), so nothing done under the lock can fault on this node's own userfaultfd. Nothing is
+ * it. Engine actions never touch the guest mapping (installs use UFFDIO_COPY, page data is read with pread
+ * from the memfd), so nothing done under the lock can fault on this node's own userfaultfd. Nothing is
  * allocated per fault or per message.
  */
 public final class DsmNode implements AutoCloseable {
@@ -50,7 +50,6 @@ public final class DsmNode implements AutoCloseable {
     private final int rank;
     private final Transport transport;
     private final MemorySegment guest;
-    private final MemorySegment alias;
     private final int memfd;
     private final ProtocolEngine engine;
     private final DsmStats stats = new DsmStats();
@@ -118,14 +117,13 @@ public final class DsmNode implements AutoCloseable {
         this.rank = transport.rank();
         this.transport = transport;
         this.guest = guest;
-        this.alias = alias;
         this.memfd = memfd;
         this.faultStart = new long[config.pageCount()];
         this.faultWrite = new boolean[config.pageCount()];
         this.awaitingRemote = new boolean[config.pageCount()];
         this.engine = new ProtocolEngine(config, rank, new TransportOutbox(), new MemoryActions());
         this.uffd = DsmPages.registerGuestMapping(guest);
-        this.pages = new DsmPages(uffd, memfd, guest, alias);
+        this.pages = new DsmPages(uffd, memfd, guest);
         this.reader = new FaultReader(uffd, guest, this::onFault, "dsm-faults-" + rank);
         this.timer = Thread.ofPlatform().name("dsm-timer-" + rank).daemon(true).unstarted(this::timerLoop);
     }

@@ -46,7 +46,7 @@ class DsmPagesTest {
         guest = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, memfd, 0, "guest");
         alias = px.mmapChecked(0, len, rw, PosixConstants.MAP_SHARED, memfd, 0, "alias");
         uffd = DsmPages.registerGuestMapping(guest);
-        pages = new DsmPages(uffd, memfd, guest, alias);
+        pages = new DsmPages(uffd, memfd, guest);
         source = arena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
         // A tiny single-node "protocol": even pages are zero pages installed writable; odd pages get a
         // pattern and start read-only (SHARED); a write to a read-only page upgrades it.
@@ -143,12 +143,36 @@ class DsmPagesTest {
     }
 
     @Test
+    void copyOutReadsWhatTheGuestWroteAndLeavesAbsentPagesAbsent() {
+        assertTimeoutPreemptively(java.time.Duration.ofSeconds(30), () -> {
+            Thread w = Thread.ofPlatform().start(() -> dev.dvmm.dsm.NativeAccess.set(guest, 8 * DsmPages.PAGE_SIZE + 16, 77L));
+            w.join(10_000);
+            assertEquals(1, missing.get());
+            MemorySegment out = arena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
+            out.fill((byte) 0x5a);
+            pages.copyOut(8, out);
+            assertEquals(77L, out.get(ValueLayout.JAVA_LONG, 16));
+            assertEquals(0L, out.get(ValueLayout.JAVA_LONG, 0), "the rest of the zero page");
+            // An absent page reads as zeros and stays absent: the guest's next access still faults.
+            out.fill((byte) 0x5a);
+            pages.copyOut(10, out);
+            assertEquals(0L, out.get(ValueLayout.JAVA_LONG, 0));
+            assertEquals(0L, out.get(ValueLayout.JAVA_LONG, DsmPages.PAGE_SIZE - 8));
+            assertEquals(0L, readFromAnotherThread(10 * DsmPages.PAGE_SIZE));
+            assertEquals(2, missing.get(), "copying an absent page out must not allocate it: " + log);
+            FaultServiceException e = org.junit.jupiter.api.Assertions.assertThrows(FaultServiceException.class,
+                    () -> pages.copyOut(8, arena.allocate(64)));
+            assertTrue(e.getMessage().contains("4 KiB"), e.getMessage());
+        });
+    }
+
+    @Test
     void anotherThreadCanTakeFaultsOffTheUffdWithoutBlocking() {
         assertTimeoutPreemptively(java.time.Duration.ofSeconds(30), () -> {
             // A second reader whose thread never runs: only pollNow on this thread reads its uffd.
             Userfaultfd second = DsmPages.registerGuestMapping(guest2());
             ConcurrentLinkedQueue<Long> polled = new ConcurrentLinkedQueue<>();
-            DsmPages secondPages = new DsmPages(second, memfd2, guest2, alias2);
+            DsmPages secondPages = new DsmPages(second, memfd2, guest2);
             FaultReader idle = new FaultReader(second, guest2, (page, write, wp, tid) -> {
                 polled.add(page);
                 secondPages.installZero(page, true);
