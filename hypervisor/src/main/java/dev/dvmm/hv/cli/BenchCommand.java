@@ -136,14 +136,19 @@ final class BenchCommand implements Callable<Integer> {
         @Option(names = "--window", defaultValue = "16", description = "pipelined requests in flight (default: ${DEFAULT-VALUE})")
         int window;
 
+        @Option(names = "--rounds", defaultValue = "5", description = "rounds of tcp, ucx and ucx_perftest in turn; "
+                + "each ratio is the median of the rounds' own ratios (default: ${DEFAULT-VALUE})")
+        int rounds;
+
         @Option(names = "--ucx-busy-poll-us", split = ",", paramLabel = "US[,US...]",
                 description = "also measure ucx with these progress-thread busy-poll times (microseconds)")
         long[] busyPollMicros = new long[0];
 
         @Override
         public Integer call() throws Exception {
-            if (iterations < 1000 || warmup < 0 || window < 1 || window > 1024) {
-                throw new UserError("--iterations must be at least 1000, --warmup at least 0, --window 1..1024");
+            if (iterations < 1000 || warmup < 0 || window < 1 || window > 1024 || rounds < 1 || rounds > 100) {
+                throw new UserError("--iterations must be at least 1000, --warmup at least 0, --window 1..1024,"
+                        + " --rounds 1..100");
             }
             for (long micros : busyPollMicros) {
                 if (micros < 0 || micros > 1_000_000) {
@@ -152,7 +157,8 @@ final class BenchCommand implements Callable<Integer> {
             }
             PrintWriter out = spec.commandLine().getOut();
             dev.dvmm.dsm.bench.TransportComparison.Result r =
-                    dev.dvmm.dsm.bench.TransportComparison.run(iterations, warmup, window, busyPollMicros, System.err);
+                    dev.dvmm.dsm.bench.TransportComparison.run(iterations, warmup, window, busyPollMicros, rounds,
+                            System.err);
             return report(out, r.toTable(), r.toJson(), json);
         }
     }

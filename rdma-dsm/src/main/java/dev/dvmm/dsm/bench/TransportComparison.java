@@ -74,10 +74,26 @@ public final class TransportComparison {
     private TransportComparison() {
     }
 
-    /** One transport's numbers: blocking round trips and the pipelined rate. */
-    public record Measured(String name, Histogram roundTripNanos, double pipelinedPerSecond) {
+    /**
+     * One transport's numbers: blocking round trips of all rounds together, the median pipelined rate of the rounds,
+     * and each round's own round-trip p50 (the ratios pair it with the floor measured in the same round).
+     */
+    public record Measured(String name, Histogram roundTripNanos, double pipelinedPerSecond, double[] roundP50Micros) {
         double micros(double percentile) {
             return roundTripNanos.getValueAtPercentile(percentile) / 1000.0;
+        }
+
+        /** The rounds of one transport, merged. */
+        static Measured merge(List<Measured> rounds) {
+            Histogram all = new Histogram(TimeUnit.SECONDS.toNanos(10), 3);
+            double[] rates = new double[rounds.size()];
+            double[] p50s = new double[rounds.size()];
+            for (int i = 0; i < rounds.size(); i++) {
+                all.add(rounds.get(i).roundTripNanos());
+                rates[i] = rounds.get(i).pipelinedPerSecond();
+                p50s[i] = rounds.get(i).roundP50Micros()[0];
+            }
+            return new Measured(rounds.get(0).name(), all, median(rates), p50s);
         }
     }
 
@@ -100,16 +116,44 @@ public final class TransportComparison {
      */
     public record Result(int iterations, int warmup, int window, String ucxTls, List<Measured> transports,
                          String ucxMissing, Perftest floor, Perftest perftestDefault, Measured remoteRead,
-                         Perftest getFloor) {
+                         Perftest getFloor, List<Perftest> floorRounds) {
 
+        /**
+         * The median over rounds of (this round's p50 / this round's floor): the floor runs in every round, between
+         * the transports, so a host that drifts between a fast and a slow state moves both sides of each ratio.
+         */
         private double ratio(Measured m) {
-            return floor != null && floor.ran() ? m.micros(50) / floor.roundTripP50Micros() : Double.NaN;
+            double[] r = roundRatios(m);
+            return r.length == 0 ? Double.NaN : median(r);
+        }
+
+        private double[] roundRatios(Measured m) {
+            int n = Math.min(m.roundP50Micros().length, floorRounds.size());
+            for (int i = 0; i < n; i++) {
+                if (!floorRounds.get(i).ran()) {
+                    return new double[0];
+                }
+            }
+            double[] r = new double[n];
+            for (int i = 0; i < n; i++) {
+                r[i] = m.roundP50Micros()[i] / floorRounds.get(i).roundTripP50Micros();
+            }
+            return r;
+        }
+
+        private String roundList(Measured m) {
+            StringBuilder b = new StringBuilder();
+            for (double r : roundRatios(m)) {
+                b.append(b.isEmpty() ? "" : ", ").append(String.format(Locale.ROOT, "%.3f", r));
+            }
+            return b.toString();
         }
 
         public String toTable() {
             StringBuilder b = new StringBuilder();
-            b.append(String.format(Locale.ROOT, "4 KiB request/reply round trips on 127.0.0.1: %d after %d warm-up,"
-                    + " pipelined with %d in flight; UCX_TLS=%s%n", iterations, warmup, window, ucxTls));
+            b.append(String.format(Locale.ROOT, "4 KiB request/reply round trips on 127.0.0.1: %d rounds of %d after"
+                    + " %d warm-up, pipelined with %d in flight; UCX_TLS=%s%n", floorRounds.size(), iterations, warmup,
+                    window, ucxTls));
             if (ucxMissing != null) {
                 b.append(ucxMissing).append('\n');
             }
@@ -123,7 +167,14 @@ public final class TransportComparison {
                         m.micros(99), m.roundTripNanos().getMean() / 1000.0, m.pipelinedPerSecond(),
                         Double.isNaN(ratio) ? "-" : String.format(Locale.ROOT, "%.2f", ratio), target));
             }
-            appendPerftest(b, floor, "ucx_perftest", "floor");
+            appendPerftest(b, floor, "ucx_perftest", floorRounds.size() > 1 ? "floor, median round" : "floor");
+            if (floorRounds.size() > 1 && floor != null && floor.ran()) {
+                b.append("p50/perftest is the median of the rounds' own ratios (transport and floor measured in the"
+                        + " same round):\n");
+                for (Measured m : transports) {
+                    b.append(String.format(Locale.ROOT, "  %-20s %s%n", m.name(), roundList(m)));
+                }
+            }
             appendPerftest(b, perftestDefault, "ucx_perftest", "UCX's default transports, for reference");
             if (remoteRead != null) {
                 b.append(String.format(Locale.ROOT, "%n4 KiB one-sided reads (readRemote, remote reads on): %d after"
@@ -164,8 +215,9 @@ public final class TransportComparison {
 
         public String toJson() {
             StringBuilder b = new StringBuilder("{\n  \"benchmark\": \"transport\",\n");
-            b.append(String.format(Locale.ROOT, "  \"payload_bytes\": %d,%n  \"iterations\": %d,%n  \"warmup\": %d,%n"
-                    + "  \"window\": %d,%n  \"ucx_tls\": \"%s\",%n", PAYLOAD, iterations, warmup, window, json(ucxTls)));
+            b.append(String.format(Locale.ROOT, "  \"payload_bytes\": %d,%n  \"rounds\": %d,%n  \"iterations\": %d,%n"
+                    + "  \"warmup\": %d,%n  \"window\": %d,%n  \"ucx_tls\": \"%s\",%n", PAYLOAD, floorRounds.size(),
+                    iterations, warmup, window, json(ucxTls)));
             if (ucxMissing != null) {
                 b.append("  \"ucx_missing\": \"").append(json(ucxMissing)).append("\",\n");
             }
@@ -178,11 +230,17 @@ public final class TransportComparison {
                 b.append(String.format(Locale.ROOT, "    \"%s\": {\"rtt_p50_us\": %.2f, \"rtt_p99_us\": %.2f,"
                         + " \"rtt_mean_us\": %.2f, \"pipelined_per_s\": %.0f%s}%s%n", m.name(), m.micros(50),
                         m.micros(99), m.roundTripNanos().getMean() / 1000.0, m.pipelinedPerSecond(),
-                        Double.isNaN(ratio) ? "" : String.format(Locale.ROOT, ", \"p50_over_perftest\": %.3f", ratio),
+                        Double.isNaN(ratio) ? "" : String.format(Locale.ROOT, ", \"p50_over_perftest\": %.3f,"
+                                + " \"p50_over_perftest_rounds\": [%s]", ratio, roundList(m)),
                         i + 1 < transports.size() ? "," : ""));
             }
             b.append("  },\n");
             b.append("  \"ucx_perftest\": ").append(perftestJson(floor)).append(",\n");
+            b.append("  \"ucx_perftest_rounds\": [");
+            for (int i = 0; i < floorRounds.size(); i++) {
+                b.append(i == 0 ? "" : ", ").append(perftestJson(floorRounds.get(i)));
+            }
+            b.append("],\n");
             b.append("  \"ucx_perftest_default_tls\": ").append(perftestJson(perftestDefault)).append(",\n");
             if (remoteRead != null) {
                 b.append(String.format(Locale.ROOT, "  \"ucx_read_remote\": {\"reads\": %d, \"p50_us\": %.2f,"
@@ -219,55 +277,77 @@ public final class TransportComparison {
     }
 
     /**
-     * Measures tcp, ucx (default settings, then each of {@code ucxBusyPollMicros}) and ucx_perftest.
-     * Without UCX only tcp runs; without ucx_perftest there is no floor; each is said in one line.
+     * Measures tcp, ucx (default settings, then each of {@code ucxBusyPollMicros}) and ucx_perftest, in that order,
+     * {@code rounds} times. Without UCX only tcp runs; without ucx_perftest there is no floor; each is said in one line.
      */
-    public static Result run(int iterations, int warmup, int window, long[] ucxBusyPollMicros, PrintStream progress)
-            throws TransportException, InterruptedException {
+    public static Result run(int iterations, int warmup, int window, long[] ucxBusyPollMicros, int rounds,
+                             PrintStream progress) throws TransportException, InterruptedException {
+        if (rounds < 1) {
+            throw new IllegalArgumentException("rounds must be at least 1, not " + rounds);
+        }
         byte[] secret = new byte[32];
         new SecureRandom().nextBytes(secret);
-        List<Measured> results = new ArrayList<>();
-        progress.println("tcp: " + iterations + " round trips, then pipelined");
-        results.add(measure("tcp", rank -> new TcpTransport(TcpTransportConfig.loopback(rank, 2, secret)),
-                warmup, iterations, window));
         String ucxMissing = null;
         boolean rdma = false;
         try {
             Ucp.load();
-        } catch (UcxException e) {
-            ucxMissing = e.getMessage() + ": reporting tcp only";
-        }
-        if (ucxMissing == null) {
-            long defaultPoll = UcxTransportConfig.DEFAULT_BUSY_POLL_NANOS / 1000;
-            progress.println("ucx (busy poll " + defaultPoll + " us): " + iterations + " round trips, then pipelined");
-            results.add(measure("ucx", rank -> new UcxTransport(UcxTransportConfig.loopback(rank, 2, secret)),
-                    warmup, iterations, window));
-            for (long micros : ucxBusyPollMicros) {
-                progress.println("ucx, busy poll " + micros + " us");
-                results.add(measure("ucx-busy-poll-" + micros + "us", rank -> new UcxTransport(UcxTransportConfig
-                        .loopback(rank, 2, secret).withBusyPollNanos(micros * 1000)), warmup, iterations, window));
-            }
             try (UcxTransport probe = new UcxTransport(UcxTransportConfig.loopback(0, 1, secret))) {
                 rdma = probe.rdmaDevicePresent();
             }
+        } catch (UcxException e) {
+            ucxMissing = e.getMessage() + ": reporting tcp only";
         }
         String userTls = System.getenv("UCX_TLS");
         String shownTls = userTls != null ? userTls : "(unset: UCX picks)";
-        Perftest floor = null;
+        // What the floor runs over; null with 'noFloor' saying why it cannot run.
+        String floorTls = userTls != null ? userTls : rdma ? null : "tcp";
+        Perftest noFloor = ucxMissing != null ? new Perftest("", 0, 0, 0, "not run: UCX is not installed")
+                : !onPath("ucx_perftest") ? new Perftest("", 0, 0, 0, "ucx_perftest is not installed (apt-get install"
+                + " ucx-utils): no floor, tcp and ucx reported alone") : null;
+        List<List<Measured>> byTransport = new ArrayList<>();
+        List<Perftest> floorRounds = new ArrayList<>();
+        long defaultPoll = UcxTransportConfig.DEFAULT_BUSY_POLL_NANOS / 1000;
+        for (int round = 1; round <= rounds; round++) {
+            String of = rounds > 1 ? "round " + round + "/" + rounds + ": " : "";
+            List<Measured> these = new ArrayList<>();
+            progress.println(of + "tcp: " + iterations + " round trips, then pipelined");
+            these.add(measure("tcp", rank -> new TcpTransport(TcpTransportConfig.loopback(rank, 2, secret)),
+                    warmup, iterations, window));
+            if (ucxMissing == null) {
+                progress.println(of + "ucx (busy poll " + defaultPoll + " us): " + iterations
+                        + " round trips, then pipelined");
+                these.add(measure("ucx", rank -> new UcxTransport(UcxTransportConfig.loopback(rank, 2, secret)),
+                        warmup, iterations, window));
+                for (long micros : ucxBusyPollMicros) {
+                    progress.println(of + "ucx, busy poll " + micros + " us");
+                    these.add(measure("ucx-busy-poll-" + micros + "us", rank -> new UcxTransport(UcxTransportConfig
+                            .loopback(rank, 2, secret).withBusyPollNanos(micros * 1000)), warmup, iterations, window));
+                }
+            }
+            if (noFloor == null) {
+                progress.println(of + "ucx_perftest tag_lat 4 KiB over " + (floorTls == null ? "UCX's choice of"
+                        + " transports" : floorTls) + (userTls == null && !rdma
+                        ? " (what dvmm's UCX transport uses here)" : ""));
+                floorRounds.add(perftest(floorTls, iterations, warmup));
+            } else {
+                floorRounds.add(noFloor);
+            }
+            for (int t = 0; t < these.size(); t++) {
+                if (byTransport.size() <= t) {
+                    byTransport.add(new ArrayList<>());
+                }
+                byTransport.get(t).add(these.get(t));
+            }
+        }
+        List<Measured> results = new ArrayList<>();
+        for (List<Measured> one : byTransport) {
+            results.add(Measured.merge(one));
+        }
+        Perftest floor = medianRound(floorRounds);
         Perftest perftestDefault = null;
-        if (ucxMissing != null) {
-            floor = new Perftest("", 0, 0, 0, "not run: UCX is not installed");
-        } else if (!onPath("ucx_perftest")) {
-            floor = new Perftest("", 0, 0, 0, "ucx_perftest is not installed (apt-get install ucx-utils): no floor,"
-                    + " tcp and ucx reported alone");
-        } else if (userTls == null && !rdma) {
-            progress.println("ucx_perftest tag_lat 4 KiB over tcp (what dvmm's UCX transport uses here)");
-            floor = perftest("tcp", iterations, warmup);
+        if (noFloor == null && userTls == null && !rdma) {
             progress.println("ucx_perftest tag_lat 4 KiB, UCX's default transports");
             perftestDefault = perftest(null, iterations, warmup);
-        } else {
-            progress.println("ucx_perftest tag_lat 4 KiB");
-            floor = perftest(userTls, iterations, warmup);
         }
         Measured remoteRead = null;
         Perftest getFloor = null;
@@ -284,7 +364,31 @@ public final class TransportComparison {
             }
         }
         return new Result(iterations, warmup, window, shownTls, results, ucxMissing, floor, perftestDefault,
-                remoteRead, getFloor);
+                remoteRead, getFloor, floorRounds);
+    }
+
+    /** The round whose floor round trip is the median one (the first failure if any round failed). */
+    static Perftest medianRound(List<Perftest> rounds) {
+        List<Perftest> sorted = new ArrayList<>();
+        for (Perftest p : rounds) {
+            if (!p.ran()) {
+                return p;
+            }
+            sorted.add(p);
+        }
+        sorted.sort((a, b) -> Double.compare(a.roundTripP50Micros(), b.roundTripP50Micros()));
+        return sorted.get((sorted.size() - 1) / 2);
+    }
+
+    /** The median (the mean of the middle two for an even count); NaN for none. */
+    static double median(double[] values) {
+        if (values.length == 0) {
+            return Double.NaN;
+        }
+        double[] v = values.clone();
+        java.util.Arrays.sort(v);
+        int n = v.length;
+        return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
     }
 
     /** Completes blocking reads (the waiting thread parks) and pipelined ones (window permits). */
@@ -367,7 +471,7 @@ public final class TransportComparison {
             if (done.failure != null) {
                 throw done.failure;
             }
-            return new Measured("ucx-read-remote", histogram, reads / seconds);
+            return new Measured("ucx-read-remote", histogram, reads / seconds, new double[] {histogram.getValueAtPercentile(50) / 1000.0});
         }
     }
 
@@ -458,7 +562,7 @@ public final class TransportComparison {
             if (pipeline.failure != null) {
                 throw pipeline.failure;
             }
-            return new Measured(name, histogram, iterations / seconds);
+            return new Measured(name, histogram, iterations / seconds, new double[] {histogram.getValueAtPercentile(50) / 1000.0});
         }
     }
 
