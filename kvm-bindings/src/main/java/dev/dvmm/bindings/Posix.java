@@ -68,6 +68,9 @@ public final class Posix {
     }
     private static final class Madvise {
         static final MethodHandle H = errnoCall("madvise", FunctionDescriptor.of(JAVA_INT, PTR, JAVA_LONG, JAVA_INT));
+        // The same call with the address as a number: no segment to allocate per call on a hot path.
+        static final MethodHandle RAW = errnoCall("madvise",
+            FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
     }
     private static final class Eventfd {
         static final MethodHandle H = errnoCall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
@@ -288,6 +291,15 @@ public final class Posix {
     public int madvise(MemorySegment range, int advice) {
         try {
             return ret((int) Madvise.H.invokeExact(errnoState, range, range.byteSize(), advice));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** madvise on {@code length} bytes at {@code address} (page-aligned), which the caller has mapped. */
+    public int madvise(long address, long length, int advice) {
+        try {
+            return ret((int) Madvise.RAW.invokeExact(errnoState, address, length, advice));
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -130,7 +130,7 @@ final class FaultStages {
             case FaultTrace.RECEIVED_LOCKED -> role + " locked " + MessageType.name(trace.detail(i));
             case FaultTrace.SENT -> role + " sent " + MessageType.name(trace.detail(i));
             case FaultTrace.INSTALLED -> role + " installed";
-            case FaultTrace.PROTECTED -> role + " write-protected";
+            case FaultTrace.PROTECTED -> role + (trace.detail(i) == 2 ? " unmapped" : " write-protected");
             case FaultTrace.PUNCHED -> role + " punched";
             case FaultTrace.HANDLED -> role + " handled " + MessageType.name(trace.detail(i));
             case FaultTrace.RESOLVED -> role + " woke faulter";

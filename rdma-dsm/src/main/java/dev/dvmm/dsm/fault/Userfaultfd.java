@@ -19,6 +19,7 @@ import java.nio.file.Path;
 public final class Userfaultfd implements AutoCloseable {
     private final int fd;
     private final long features;
+    private volatile long registeredModes;
 
     private Userfaultfd(int fd, long features) {
         this.fd = fd;
@@ -82,6 +83,7 @@ public final class Userfaultfd implements AutoCloseable {
                 throw new FaultServiceException("UFFDIO_REGISTER of " + range.byteSize() + " bytes with modes 0x"
                         + Long.toHexString(modes) + " refused: " + Posix.strerror(-r));
             }
+            registeredModes = modes;
         }
     }
 
@@ -91,8 +93,12 @@ public final class Userfaultfd implements AutoCloseable {
             UffdioRange.start(rg, range.address());
             UffdioRange.len(rg, range.byteSize());
             Posix.current().ioctl(fd, UffdIoctls.UFFDIO_UNREGISTER, rg);
+            registeredModes = 0;
         }
     }
+
+    /** The modes of the last {@link #register} (0 after {@link #unregister}). */
+    public long registeredModes() { return registeredModes; }
 
     public int fd() { return fd; }
 

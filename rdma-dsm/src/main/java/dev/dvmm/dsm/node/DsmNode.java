@@ -130,6 +130,9 @@ public final class DsmNode implements AutoCloseable {
 
     public int rank() { return rank; }
 
+    /** Whether this node freezes a page it hands on by unmapping it (MINOR faults registered) or write-protects it. */
+    public boolean freezesByUnmapping() { return pages.freezesByUnmapping(); }
+
     public DsmStats stats() { return stats; }
 
     public ProtocolEngine engine() { return engine; }
@@ -198,6 +201,10 @@ public final class DsmNode implements AutoCloseable {
                 t.record(rank, FaultTrace.FAULT_LOCKED, 0, p);
             }
             try {
+                if (!wp && pages.freezesByUnmapping() && remapHeldPage(p)) {
+                    stats.remaps++;
+                    return;
+                }
                 if (faultStart[p] == 0) {
                     faultStart[p] = System.nanoTime();
                     faultWrite[p] = write;
@@ -357,6 +364,24 @@ public final class DsmNode implements AutoCloseable {
     }
 
     /**
+     * A fault on a page this node holds that is not write-protection: the page is in the memfd but not mapped (the
+     * kernel dropped the mapping, e.g. to reclaim memory, or a fault raced with an install). It is mapped back as the
+     * state says, read-only unless MODIFIED; a write to a read-only copy then faults WP and goes to the engine. Under
+     * the lock. False if this node holds no copy (the engine handles the fault).
+     */
+    private boolean remapHeldPage(int page) {
+        int state = engine.localState(page);
+        if (!PageState.holdsCopy(state)) {
+            return false;
+        }
+        if (!pages.remap(page, state == PageState.MODIFIED)) {
+            throw new IllegalStateException("node " + rank + ": page " + page + " is " + PageState.name(state)
+                    + " here but not in guest memory");
+        }
+        return true;
+    }
+
+    /**
      * The end of one engine step (under the lock): its messages leave now, after all its page actions took effect,
      * then pages frozen for a send that stayed writable get write access back. Sending earlier was a real bug: a node
      * handing a page on (DATA_WRITE, then dropping its copy) was descheduled inside the send after the bytes left, the
@@ -372,11 +397,21 @@ public final class DsmNode implements AutoCloseable {
         }
     }
 
-    /** Pages frozen for a send that the engine kept writable (none in the current protocol) get write access back. */
+    /**
+     * Pages frozen for a send that this node still holds get their access back: write access if the engine kept them
+     * writable (none in the current protocol); an unmapped page it kept read-only is mapped back read-only.
+     */
     private void thawFrozen() {
         for (int i = 0; i < frozenCount; i++) {
-            if (engine.localState(frozen[i]) == PageState.MODIFIED) {
-                pages.upgrade(frozen[i]);
+            int page = frozen[i];
+            int state = engine.localState(page);
+            if (pages.freezesByUnmapping()) {
+                if (PageState.holdsCopy(state) && !pages.remap(page, state == PageState.MODIFIED)) {
+                    throw new IllegalStateException("node " + rank + ": page " + page + " is "
+                            + PageState.name(state) + " here but no longer in guest memory");
+                }
+            } else if (state == PageState.MODIFIED) {
+                pages.upgrade(page);
             }
         }
         frozenCount = 0;
@@ -486,12 +521,12 @@ public final class DsmNode implements AutoCloseable {
             if (engine.localState(page) == PageState.MODIFIED) {
                 // The protocol treats "send my copy" as atomic, but a vCPU or device thread on this
                 // node may still be writing the page: freeze it first, or writes made between the copy
-                // and the invalidation that follows are lost. Restored below if the page stays ours.
-                pages.downgrade(page);
+                // and the invalidation that follows are lost. Restored at the end of the step if the page stays.
+                pages.freeze(page);
                 frozen[frozenCount++] = page;
                 FaultTrace t = trace;
                 if (t != null) {
-                    t.record(rank, FaultTrace.PROTECTED, 1, page);
+                    t.record(rank, FaultTrace.PROTECTED, pages.freezesByUnmapping() ? 2 : 1, page);
                 }
             }
             if (pendingPagesUsed == pendingPages.length) {

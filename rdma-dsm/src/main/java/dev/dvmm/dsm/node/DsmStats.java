@@ -15,6 +15,7 @@ public final class DsmStats {
     long oneSidedReads;
     long zeroFills;
     long upgrades;
+    long remaps;
     long invalidationsSent;
     long invalidationsReceived;
     long messagesSent;
@@ -36,6 +37,9 @@ public final class DsmStats {
 
     public long zeroFills() { return zeroFills; }
 
+    /** Faults on pages this node held but had no longer mapped (e.g. the kernel reclaimed the mapping), mapped back. */
+    public long remaps() { return remaps; }
+
     public long invalidationsSent() { return invalidationsSent; }
 
     public long invalidationsReceived() { return invalidationsReceived; }
@@ -53,20 +57,21 @@ public final class DsmStats {
 
     public String toJson(int rank) {
         return String.format(Locale.ROOT, "{\"rank\": %d, \"read_faults\": %d, \"write_faults\": %d, \"wp_faults\": %d, "
-                + "\"remote_fetches\": %d, \"one_sided_reads\": %d, \"zero_fills\": %d, \"upgrades\": %d, \"invalidations_sent\": %d, "
+                + "\"remote_fetches\": %d, \"one_sided_reads\": %d, \"zero_fills\": %d, \"upgrades\": %d, \"remaps\": %d, \"invalidations_sent\": %d, "
                 + "\"invalidations_received\": %d, \"messages_sent\": %d, \"messages_received\": %d, \"bytes_sent\": %d, "
                 + "\"bytes_received\": %d, \"rejected_messages\": %d, \"read_fault_latency\": %s, \"write_fault_latency\": %s}",
-                rank, readFaults, writeFaults, wpFaults, remoteFetches, oneSidedReads, zeroFills, upgrades, invalidationsSent,
-                invalidationsReceived, messagesSent, messagesReceived, bytesSent, bytesReceived, rejectedMessages,
+                rank, readFaults, writeFaults, wpFaults, remoteFetches, oneSidedReads, zeroFills, upgrades, remaps,
+                invalidationsSent, invalidationsReceived, messagesSent, messagesReceived, bytesSent, bytesReceived, rejectedMessages,
                 hist(readLatencyNanos), hist(writeLatencyNanos));
     }
 
     public String toTable(int rank) {
         return String.format(Locale.ROOT, "node %d DSM: faults read %d write %d (wp %d), remote fetches %d (one-sided %d), "
-                + "zero fills %d, upgrades %d, invalidations sent %d received %d, bytes sent %d received %d, rejected %d%n"
+                + "zero fills %d, upgrades %d, remaps %d, invalidations sent %d received %d, bytes sent %d received %d, "
+                + "rejected %d%n"
                 + "node %d fault service: read p50 %.1f us p99 %.1f us max %.1f us (%d); write p50 %.1f us p99 %.1f us "
                 + "max %.1f us (%d)", rank, readFaults, writeFaults, wpFaults, remoteFetches, oneSidedReads, zeroFills, upgrades,
-                invalidationsSent, invalidationsReceived, bytesSent, bytesReceived, rejectedMessages, rank,
+                remaps, invalidationsSent, invalidationsReceived, bytesSent, bytesReceived, rejectedMessages, rank,
                 readLatencyNanos.getValueAtPercentile(50) / 1e3, readLatencyNanos.getValueAtPercentile(99) / 1e3,
                 readLatencyNanos.getMaxValue() / 1e3, readLatencyNanos.getTotalCount(),
                 writeLatencyNanos.getValueAtPercentile(50) / 1e3, writeLatencyNanos.getValueAtPercentile(99) / 1e3,

@@ -28,7 +28,10 @@ public final class FaultTrace {
     public static final int ACCESS_DONE = 9;
     /** The node finished handling a received message (the lock is released); {@code detail} is its type. */
     public static final int HANDLED = 10;
-    /** A page was write-protected (downgraded, or frozen before its data is sent). */
+    /**
+     * A page was write-protected (detail 0: downgraded; 1: frozen before its data is sent) or unmapped from the guest
+     * mapping (2: frozen so, where MINOR faults are registered).
+     */
     public static final int PROTECTED = 11;
     /** A page was dropped (its memfd range punched). */
     public static final int PUNCHED = 12;

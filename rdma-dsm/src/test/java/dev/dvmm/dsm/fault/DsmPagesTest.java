@@ -33,6 +33,7 @@ class DsmPagesTest {
     private final ConcurrentLinkedQueue<String> log = new ConcurrentLinkedQueue<>();
     private final AtomicInteger missing = new AtomicInteger();
     private final AtomicInteger wpFaults = new AtomicInteger();
+    private final AtomicInteger remaps = new AtomicInteger();
     private final Arena arena = Arena.ofShared();
     private MemorySegment source;
 
@@ -51,6 +52,12 @@ class DsmPagesTest {
         // A tiny single-node "protocol": even pages are zero pages installed writable; odd pages get a
         // pattern and start read-only (SHARED); a write to a read-only page upgrades it.
         reader = new FaultReader(uffd, guest, (page, write, wp, tid) -> {
+            if (!wp && pages.freezesByUnmapping() && pages.remap(page, true)) {
+                // In the memfd but not mapped (frozen by the test): no new contents.
+                remaps.incrementAndGet();
+                log.add("remap " + page);
+                return;
+            }
             if (wp) {
                 wpFaults.incrementAndGet();
                 log.add("wp " + page);
@@ -163,6 +170,41 @@ class DsmPagesTest {
             FaultServiceException e = org.junit.jupiter.api.Assertions.assertThrows(FaultServiceException.class,
                     () -> pages.copyOut(8, arena.allocate(64)));
             assertTrue(e.getMessage().contains("4 KiB"), e.getMessage());
+        });
+    }
+
+    @Test
+    void aFrozenPageKeepsItsContentsAndMapsBackAsAsked() {
+        assertTimeoutPreemptively(java.time.Duration.ofSeconds(30), () -> {
+            org.junit.jupiter.api.Assumptions.assumeTrue(pages.freezesByUnmapping(),
+                    "this kernel cannot map a page back write-protected (UFFDIO_CONTINUE_MODE_WP, Linux 6.5):"
+                    + " freeze write-protects instead");
+            long at = 12 * DsmPages.PAGE_SIZE + 40;
+            Thread w = Thread.ofPlatform().start(() -> dev.dvmm.dsm.NativeAccess.set(guest, at, 0x1234L));
+            w.join(10_000);
+            assertEquals(1, missing.get());
+            pages.freeze(12);
+            // Unmapped, still in the memfd: the copy-out reads it, the next access faults and is mapped back.
+            MemorySegment out = arena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
+            pages.copyOut(12, out);
+            assertEquals(0x1234L, out.get(ValueLayout.JAVA_LONG, 40));
+            assertEquals(0x1234L, readFromAnotherThread(at));
+            assertEquals(1, remaps.get(), String.valueOf(log));
+            assertEquals(1, missing.get(), "no new contents: " + log);
+            // Mapped back read-only, a write faults WP.
+            pages.freeze(12);
+            assertTrue(pages.remap(12, false));
+            Thread w2 = Thread.ofPlatform().start(() -> dev.dvmm.dsm.NativeAccess.set(guest, at, 0x5678L));
+            w2.join(10_000);
+            assertTrue(!w2.isAlive(), "writer never resumed");
+            assertEquals(1, wpFaults.get(), String.valueOf(log));
+            assertEquals(0x5678L, alias.get(ValueLayout.JAVA_LONG, at));
+            // Frozen and then punched: gone, the next access faults MISSING and sees a fresh page.
+            pages.freeze(12);
+            pages.invalidate(12);
+            assertTrue(!pages.remap(12, true), "nothing to map back after the punch");
+            assertEquals(0L, readFromAnotherThread(at));
+            assertEquals(2, missing.get(), String.valueOf(log));
         });
     }
 

@@ -73,6 +73,31 @@ class DsmNodePairTest {
     }
 
     @Test
+    void aHeldPageTheKernelUnmappedIsMappedBackWithItsProtection() {
+        assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
+            org.junit.jupiter.api.Assumptions.assumeTrue(nodes[1].freezesByUnmapping(),
+                    "this kernel cannot map a page back write-protected (UFFDIO_CONTINUE_MODE_WP, Linux 6.5)");
+            long at = 7 * 4096 + 24;
+            long[] seen = new long[3];
+            onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[0], at, 41L));
+            onThread(() -> seen[0] = dev.dvmm.dsm.NativeAccess.get(guest[1], at));
+            assertEquals(41L, seen[0]);
+            // Both hold the page read-only now. Drop node 1's mapping of it as reclaim would: the data stays in its
+            // memfd, and the next access faults MINOR.
+            int r = dev.dvmm.bindings.Posix.current().madvise(guest[1].address() + 7 * 4096, 4096,
+                    dev.dvmm.bindings.abi.PosixConstants.MADV_DONTNEED);
+            assertEquals(0, r);
+            onThread(() -> seen[1] = dev.dvmm.dsm.NativeAccess.get(guest[1], at));
+            assertEquals(41L, seen[1], "the page came back with its contents, no fetch");
+            assertEquals(1, nodes[1].stats().remaps());
+            // Mapped back read-only: a write still goes through the protocol, so node 0 sees it.
+            onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[1], at, 42L));
+            onThread(() -> seen[2] = dev.dvmm.dsm.NativeAccess.get(guest[0], at));
+            assertEquals(42L, seen[2], "node 0 reads node 1's write after the remap");
+        });
+    }
+
+    @Test
     void manyPagesWrittenConcurrentlyByBothNodesEndCoherent() {
         assertTimeoutPreemptively(Duration.ofSeconds(120), () -> {
             // Each node's thread increments one word in every page, 20 rounds, under no lock: but
