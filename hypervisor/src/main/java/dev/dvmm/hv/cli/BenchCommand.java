@@ -70,7 +70,7 @@ final class BenchCommand implements Callable<Integer> {
         @Option(names = "--json", description = "write results as JSON to this file")
         Path json;
 
-        @Option(names = "--nodes", defaultValue = "2", description = "nodes in the in-process cluster: 2 or 4 "
+        @Option(names = "--nodes", defaultValue = "2", description = "nodes in the loopback cluster: 2 or 4 "
                 + "(default: ${DEFAULT-VALUE})")
         int nodes;
 
@@ -92,6 +92,13 @@ final class BenchCommand implements Callable<Integer> {
                 + "where there is no RDMA device)")
         boolean oneSidedReads;
 
+        @Option(names = "--node-processes", description = "run each node in a JVM process of its own (this process "
+                + "drives them), as a deployment does, and the 4 KiB round trip and ping-pong between two processes; "
+                + "by default all nodes share this process, where every write-protect or punch of a page also "
+                + "interrupts the CPUs running the other nodes' threads (a TLB shootdown). The local uffd and "
+                + "write-protect baselines run in this process either way")
+        boolean nodeProcesses;
+
         @Override
         public Integer call() throws Exception {
             if (oneSidedReads && (!transport.equals("ucx") || nodes != 4)) {
@@ -112,7 +119,7 @@ final class BenchCommand implements Callable<Integer> {
             }
             PrintWriter out = spec.commandLine().getOut();
             dev.dvmm.dsm.bench.FaultBenchmark.Result r = dev.dvmm.dsm.bench.FaultBenchmark.run(nodes, pages, holdMicros,
-                    busyPollMicros, transport, oneSidedReads, System.err);
+                    busyPollMicros, transport, oneSidedReads, nodeProcesses, System.err);
             return report(out, r.toTable(), r.toJson(), json);
         }
     }

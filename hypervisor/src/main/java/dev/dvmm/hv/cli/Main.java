@@ -27,7 +27,8 @@ public final class Main {
             }
             if (ex instanceof KvmException || ex instanceof BusException || ex instanceof NativeException
                     || ex instanceof dev.dvmm.boot.BootException
-                    || ex instanceof FaultServiceException || ex instanceof UserError) {
+                    || ex instanceof FaultServiceException || ex instanceof UserError
+                    || ex instanceof dev.dvmm.dsm.bench.BenchmarkException) {
                 cmd.getErr().println("dvmm: " + ex.getMessage());
                 return 1;
             }

@@ -9,6 +9,7 @@ import dev.dvmm.dsm.node.FaultTrace;
 import dev.dvmm.dsm.node.LocalDsmCluster;
 import dev.dvmm.dsm.protocol.ProtocolConfig;
 import dev.dvmm.dsm.transport.Endpoint;
+import dev.dvmm.dsm.transport.MessageHandler;
 import dev.dvmm.dsm.transport.OutboundMessage;
 import dev.dvmm.dsm.transport.PeerListener;
 import dev.dvmm.dsm.transport.ReplyBuffer;
@@ -17,6 +18,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import org.HdrHistogram.Histogram;
@@ -29,7 +32,7 @@ import org.HdrHistogram.Histogram;
  * ping-pong rate between two nodes with and without the hold-time guard.
  */
 public final class FaultBenchmark {
-    private static final byte[] SECRET = "dvmm-fault-benchmark-secret-0123".getBytes();
+    static final byte[] SECRET = "dvmm-fault-benchmark-secret-0123".getBytes();
 
     /** Kinds of remote fault, each measured over its own pass through the pages. */
     static final int READ = 0;
@@ -43,8 +46,9 @@ public final class FaultBenchmark {
      * @param twoParty   per kind: faults where the requester, home and owner/sharer are at most two nodes
      * @param threeParty per kind: requester, home and owner/sharer all different (4 nodes only, else empty)
      * @param stages     per kind and party count, the frequent paths of a fault as "stage: median us" lines
+     * @param nodeProcesses each node (and each end of the round trip and the ping-pong) ran in a process of its own
      */
-    public record Result(String transport, boolean oneSidedReads, int nodes, int pages, long busyPollMicros,
+    public record Result(String transport, boolean oneSidedReads, boolean nodeProcesses, int nodes, int pages, long busyPollMicros,
                          Histogram[] twoParty, Histogram[] threeParty,
                          Histogram localUffd, Histogram rtt, Histogram writeProtect, String[][] stages, double pingPongPagesPerSec,
                          double pingPongHeldPagesPerSec, long holdMicros, double incrementsPerSec, double incrementsHeldPerSec) {
@@ -70,8 +74,9 @@ public final class FaultBenchmark {
         public String toJson() {
             StringBuilder s = new StringBuilder();
             s.append(String.format(Locale.ROOT, "{%n  \"benchmark\": \"fault\",%n  \"nodes\": %d,%n"
-                    + "  \"transport\": \"%s\",%n  \"one_sided_reads\": %b,%n  \"busy_poll_us\": %d,%n"
-                    + "  \"faults_per_kind\": %d,%n", nodes, transport, oneSidedReads, busyPollMicros, pages));
+                    + "  \"transport\": \"%s\",%n  \"one_sided_reads\": %b,%n  \"node_processes\": %b,%n"
+                    + "  \"busy_poll_us\": %d,%n  \"faults_per_kind\": %d,%n", nodes, transport, oneSidedReads,
+                    nodeProcesses, busyPollMicros, pages));
             s.append("  \"remote_read_fault_us\": ").append(pair(twoParty[READ])).append(",\n");
             s.append("  \"remote_write_fault_us\": ").append(pair(twoParty[UPGRADE])).append(",\n");
             s.append("  \"remote_write_miss_fault_us\": ").append(pair(twoParty[WRITE_MISS])).append(",\n");
@@ -86,6 +91,8 @@ public final class FaultBenchmark {
             }
             s.append("  \"local_uffd_fault_us\": ").append(pair(localUffd)).append(",\n");
             s.append("  \"rtt_4k_us\": ").append(pair(rtt)).append(",\n");
+            // Which measurements crossed process boundaries: the local baselines never do.
+            s.append(String.format(Locale.ROOT, "  \"rtt_4k_between_processes\": %b,%n", nodeProcesses));
             s.append("  \"host_write_protect_us\": ").append(pair(writeProtect)).append(",\n");
             s.append(String.format(Locale.ROOT, "  \"ratio_remote_read_p50_over_local_plus_rtt\": %.3f,%n", ratio()));
             if (nodes > 2) {
@@ -112,7 +119,8 @@ public final class FaultBenchmark {
             }
             s.append("\n  },\n");
             // "increments" is the field's historical name: each thread now stores its own running count.
-            s.append(String.format(Locale.ROOT, "  \"ping_pong_nodes\": 2,%n"
+            s.append(String.format(Locale.ROOT, "  \"ping_pong_nodes\": 2,%n  \"ping_pong_node_processes\": "
+                    + nodeProcesses + ",%n"
                     + "  \"ping_pong_pages_per_s\": {\"hold_0\": %.0f, \"hold_%dus\": %.0f},%n"
                     + "  \"ping_pong_increments_per_s\": {\"hold_0\": %.0f, \"hold_%dus\": %.0f}%n}%n",
                     pingPongPagesPerSec, holdMicros, pingPongHeldPagesPerSec, incrementsPerSec, holdMicros,
@@ -123,7 +131,8 @@ public final class FaultBenchmark {
         public String toTable() {
             StringBuilder s = new StringBuilder();
             s.append(String.format(Locale.ROOT, "%-40s %10s %10s%n", "DSM fault cost (" + nodes + " nodes, " + transport
-                    + (oneSidedReads ? ", one-sided reads" : "") + (busyPollMicros > 0 ? ", busy-poll " + busyPollMicros + " us)" : ")"),
+                    + (oneSidedReads ? ", one-sided reads" : "") + (busyPollMicros > 0 ? ", busy-poll " + busyPollMicros + " us" : "")
+                    + (nodeProcesses ? ", one process per node)" : ", all nodes in one process)"),
                     "p50 us", "p99 us"));
             for (int party = 0; party < (nodes > 2 ? 2 : 1); party++) {
                 Histogram[] h = party == 0 ? twoParty : threeParty;
@@ -135,7 +144,7 @@ public final class FaultBenchmark {
                 }
             }
             row(s, "local uffd fault (baseline)", localUffd);
-            row(s, "4 KiB round trip (baseline)", rtt);
+            row(s, nodeProcesses ? "4 KiB round trip, 2 processes (baseline)" : "4 KiB round trip (baseline)", rtt);
             row(s, "write-protect a written page (host)", writeProtect);
             s.append(String.format(Locale.ROOT, "%-40s %10.3f (target 1.3)%n", "remote read / (local + rtt), p50",
                     ratio()));
@@ -144,8 +153,8 @@ public final class FaultBenchmark {
                         ratioThreeParty()));
             }
             s.append(String.format(Locale.ROOT, "%-40s %10.0f pages/s (%.0f stores/s)%n%-40s %10.0f pages/s "
-                    + "(%.0f stores/s)%n", "ping-pong, hold 0", pingPongPagesPerSec, incrementsPerSec,
-                    "ping-pong, hold " + holdMicros + " us", pingPongHeldPagesPerSec, incrementsHeldPerSec));
+                    + "(%.0f stores/s)%n", "ping-pong, hold 0" + (nodeProcesses ? ", 2 processes" : ""), pingPongPagesPerSec, incrementsPerSec,
+                    "ping-pong, hold " + holdMicros + " us" + (nodeProcesses ? ", 2 processes" : ""), pingPongHeldPagesPerSec, incrementsHeldPerSec));
             for (int party = 0; party < 2; party++) {
                 for (int k = 0; k < KIND.length; k++) {
                     String[] lines = stages[party * KIND.length + k];
@@ -168,38 +177,114 @@ public final class FaultBenchmark {
 
     private FaultBenchmark() {}
 
-    /** Reads the first word of page {@code p} through {@code g}, timed into {@code h[kind]}; it must hold {@code p}. */
-    private static void timedRead(FaultTrace trace, int kind, int p, MemorySegment g, MemorySegment word,
-                                  Histogram[] h) {
-        trace.record(0, FaultTrace.ACCESS, kind, p);
-        long t0 = System.nanoTime();
-        Posix.copyNative(g, p * 4096L, word, 0, 8);
-        long t1 = System.nanoTime();
-        trace.record(0, FaultTrace.ACCESS_DONE, kind, p);
-        h[kind].recordValue(t1 - t0);
-        if (word.get(ValueLayout.JAVA_LONG, 0) != p) {
-            throw new IllegalStateException(KIND[kind] + ": page " + p + " read " + word.get(ValueLayout.JAVA_LONG, 0));
+    /** Which node accesses a page in a pass: by the roles of {@link #firstWriter}, {@link #reader}, {@link #secondReader}. */
+    static final int FIRST_WRITER = 0;
+    static final int BY_READER = 1;
+    static final int BY_SECOND_READER = 2;
+
+    /**
+     * One pass through the pages, each accessed once, in the node that {@code role} names: a store of {@link #valueAt}
+     * or a load that must read it, at {@code offset} in the page; timed into the histogram of {@code kind}, or not timed
+     * when {@code kind} is negative. Both modes run the same passes, so each access runs in the same node in both.
+     */
+    record Pass(int kind, boolean store, int offset, int role) {}
+
+    /** The passes of a run, in order. */
+    static List<Pass> passes(int nodes) {
+        List<Pass> passes = new ArrayList<>(List.of(
+                // First writes: zero fills (local at the home, or one hop), not measured.
+                new Pass(-1, true, 0, FIRST_WRITER),
+                // Remote read: the data comes from the first writer.
+                new Pass(READ, false, 0, BY_READER),
+                // Upgrade: the reader writes its read-only copy; the first writer's copy is invalidated.
+                new Pass(UPGRADE, true, 8, BY_READER),
+                // Write miss: the first writer writes again; the data comes from the reader, which drops its copy.
+                new Pass(WRITE_MISS, true, 16, FIRST_WRITER),
+                // The last writer must see the upgrade's write.
+                new Pass(-1, false, 8, FIRST_WRITER)));
+        if (nodes > 2) {
+            // Clean read: the reader reads again (the writer downgrades: not measured), then the fourth node reads a
+            // page that its owner holds read-only. The home holds a copy only on two-party pages.
+            passes.add(new Pass(-1, false, 0, BY_READER));
+            passes.add(new Pass(CLEAN_READ, false, 0, BY_SECOND_READER));
+        }
+        return passes;
+    }
+
+    /** The word stored at {@code offset} of page {@code p}: the upgrade's store is told apart by its sign. */
+    static long valueAt(int offset, int p) {
+        return offset == 8 ? -p : p;
+    }
+
+    private static int nodeOf(int role, int nodes, int p) {
+        return switch (role) {
+            case FIRST_WRITER -> firstWriter(nodes, p);
+            case BY_READER -> reader(nodes, p);
+            default -> secondReader(nodes, p);
+        };
+    }
+
+    /**
+     * Runs {@code pass} over the pages {@code first..first+n-1} that fall to {@code rank}, through {@code guest} (that
+     * node's guest mapping), timing into {@code two} or {@code three} by the page's party count. Throws on a wrong value.
+     * Runs on a platform thread (see {@link #on}).
+     */
+    static void runPass(Pass pass, int nodes, int rank, int first, int n, MemorySegment guest, MemorySegment word,
+                        FaultTrace trace, Histogram[] two, Histogram[] three) {
+        for (int p = first; p < first + n; p++) {
+            if (nodeOf(pass.role(), nodes, p) != rank) {
+                continue;
+            }
+            long at = p * 4096L + pass.offset();
+            Histogram[] h = threeParty(nodes, p) ? three : two;
+            if (pass.store()) {
+                word.set(ValueLayout.JAVA_LONG, 0, valueAt(pass.offset(), p));
+            }
+            if (pass.kind() >= 0) {
+                trace.record(rank, FaultTrace.ACCESS, pass.kind(), p);
+            }
+            long t0 = System.nanoTime();
+            if (pass.store()) {
+                Posix.copyNative(word, 0, guest, at, 8);
+            } else {
+                Posix.copyNative(guest, at, word, 0, 8);
+            }
+            long t1 = System.nanoTime();
+            if (pass.kind() >= 0) {
+                trace.record(rank, FaultTrace.ACCESS_DONE, pass.kind(), p);
+                h[pass.kind()].recordValue(t1 - t0);
+            }
+            long got = word.get(ValueLayout.JAVA_LONG, 0);
+            if (!pass.store() && got != valueAt(pass.offset(), p)) {
+                throw new IllegalStateException((pass.kind() < 0 ? "check" : KIND[pass.kind()]) + ": page " + p
+                        + " offset " + pass.offset() + " read " + got + ", expected " + valueAt(pass.offset(), p));
+            }
         }
     }
 
-    /** Stores {@code word} at {@code offset} in page {@code p} through {@code g}, timed into {@code h[kind]}. */
-    private static void timedStore(FaultTrace trace, int kind, int p, MemorySegment g, long offset,
-                                   MemorySegment word, Histogram[] h) {
-        trace.record(0, FaultTrace.ACCESS, kind, p);
-        long t0 = System.nanoTime();
-        Posix.copyNative(word, 0, g, p * 4096L + offset, 8);
-        long t1 = System.nanoTime();
-        trace.record(0, FaultTrace.ACCESS_DONE, kind, p);
-        h[kind].recordValue(t1 - t0);
-    }
-
-    /** Runs {@code body} on a fresh platform thread and waits (guest-memory access must not be on the caller). */
-    private static void on(Runnable body) throws InterruptedException {
-        Thread t = Thread.ofPlatform().start(body);
+    /**
+     * Runs {@code body} on a fresh platform thread and waits (guest-memory access must not be on the caller); what it
+     * throws is thrown here.
+     */
+    static void on(Runnable body) throws InterruptedException {
+        Throwable[] failed = new Throwable[1];
+        Thread t = Thread.ofPlatform().start(() -> {
+            try {
+                body.run();
+            } catch (RuntimeException | Error e) {
+                failed[0] = e;
+            }
+        });
         t.join();
+        if (failed[0] instanceof RuntimeException e) {
+            throw e;
+        }
+        if (failed[0] instanceof Error e) {
+            throw e;
+        }
     }
 
-    private static Histogram histogram() {
+    static Histogram histogram() {
         return new Histogram(3_600_000_000_000L, 3);
     }
 
@@ -227,71 +312,76 @@ public final class FaultBenchmark {
         return nodes > 2 && (p / nodes) % 2 == 1;
     }
 
+    /** Measured pages for {@code pages} asked: rounded up so that every role pattern gets the same number of pages. */
+    static int measuredPages(int nodes, int pages) {
+        return (pages + 2 * nodes - 1) / (2 * nodes) * (2 * nodes);
+    }
+
+    /** Trace capacity for one run of the passes over {@code n} pages (all nodes). */
+    static int traceCapacity(int n) {
+        return 96 * n;
+    }
+
     public static Result run(int nodes, int pages, long holdMicros, long busyPollMicros, java.io.PrintStream progress)
             throws Exception {
         return run(nodes, pages, holdMicros, busyPollMicros, "tcp", false, progress);
     }
 
-    /**
-     * As above over loopback {@code transport}: "tcp" or "ucx" (the round-trip baseline uses the same); with
-     * {@code oneSidedReads} (ucx only) reads of clean pages whose home holds no copy are one-sided.
-     */
+    /** As below, all nodes in this process. */
     public static Result run(int nodes, int pages, long holdMicros, long busyPollMicros, String transport,
                              boolean oneSidedReads, java.io.PrintStream progress) throws Exception {
+        return run(nodes, pages, holdMicros, busyPollMicros, transport, oneSidedReads, false, progress);
+    }
+
+    /**
+     * As above over loopback {@code transport}: "tcp" or "ucx" (the round-trip baseline uses the same); with
+     * {@code oneSidedReads} (ucx only) reads of clean pages whose home holds no copy are one-sided. With
+     * {@code nodeProcesses} every node is a JVM process of its own ({@link NodeProcesses}), as in a deployment, and so
+     * are the two ends of the round-trip baseline and the ping-pong nodes; otherwise all run in this process, where
+     * every write-protect or punch of a page also flushes the TLBs of the CPUs that run the other nodes' threads.
+     * Pages 1..n are measured, after a warm-up of the same passes over pages n+1..2n (not timed, not traced), so that
+     * each process's JIT has compiled its fault path before the first measured fault.
+     */
+    public static Result run(int nodes, int pages, long holdMicros, long busyPollMicros, String transport,
+                             boolean oneSidedReads, boolean nodeProcesses, java.io.PrintStream progress)
+            throws Exception {
         if (nodes != 2 && nodes != 4) {
             throw new IllegalArgumentException("the fault benchmark runs 2 or 4 nodes, not " + nodes);
         }
+        if (!transport.equals("tcp") && !transport.equals("ucx")) {
+            throw new IllegalArgumentException("unknown transport '" + transport + "': use tcp or ucx");
+        }
+        int n = measuredPages(nodes, pages);
+        progress.println("remote faults over " + n + " pages (" + nodes + " nodes, " + transport + " loopback, "
+                + (nodeProcesses ? "one process per node" : "all nodes in this process") + ")");
+        if (nodeProcesses) {
+            try (NodeProcesses procs = NodeProcesses.start(nodes, progress)) {
+                return inProcesses(procs, nodes, n, holdMicros, busyPollMicros, transport, oneSidedReads, progress);
+            }
+        }
         Histogram[] two = {histogram(), histogram(), histogram(), histogram()};
         Histogram[] three = {histogram(), histogram(), histogram(), histogram()};
-        // Pages 1..n are measured; n is rounded so that every role pattern gets the same number of pages.
-        int n = (pages + 2 * nodes - 1) / (2 * nodes) * (2 * nodes);
-        FaultTrace trace = new FaultTrace(96 * n);
-        progress.println("remote faults over " + n + " pages (" + nodes + " nodes, " + transport + " loopback)");
-        ProtocolConfig config = new ProtocolConfig(nodes, n + 1, 1, 0, 1 << 14).withOneSidedReads(oneSidedReads);
+        FaultTrace trace = new FaultTrace(traceCapacity(n));
+        ProtocolConfig config = new ProtocolConfig(nodes, 2 * n + 1, 1, 0, 1 << 14).withOneSidedReads(oneSidedReads);
         try (LocalDsmCluster c = new LocalDsmCluster(config, trace, busyPollMicros * 1000, transport)) {
             MemorySegment[] guest = new MemorySegment[nodes];
             for (int r = 0; r < nodes; r++) {
                 guest[r] = c.guest(r);
             }
+            List<Pass> passes = passes(nodes);
+            Histogram[] scratch = {histogram(), histogram(), histogram(), histogram()};
             on(() -> {
                 MemorySegment word = Arena.ofAuto().allocate(8, 8);
-                // First writes: zero fills (local at the home, or one hop), not measured.
-                for (int p = 1; p <= n; p++) {
-                    word.set(ValueLayout.JAVA_LONG, 0, p);
-                    Posix.copyNative(word, 0, guest[firstWriter(nodes, p)], p * 4096L, 8);
-                }
-                // Remote read: the data comes from the first writer.
-                for (int p = 1; p <= n; p++) {
-                    timedRead(trace, READ, p, guest[reader(nodes, p)], word, threeParty(nodes, p) ? three : two);
-                }
-                // Upgrade: the reader writes its read-only copy; the first writer's copy is invalidated.
-                for (int p = 1; p <= n; p++) {
-                    word.set(ValueLayout.JAVA_LONG, 0, -p);
-                    timedStore(trace, UPGRADE, p, guest[reader(nodes, p)], 8, word,
-                            threeParty(nodes, p) ? three : two);
-                }
-                // Write miss: the first writer writes again; the data comes from the reader, which drops its copy.
-                for (int p = 1; p <= n; p++) {
-                    word.set(ValueLayout.JAVA_LONG, 0, p);
-                    timedStore(trace, WRITE_MISS, p, guest[firstWriter(nodes, p)], 16, word,
-                            threeParty(nodes, p) ? three : two);
-                }
-                // The last writer must see both earlier writes of the page.
-                for (int p = 1; p <= n; p++) {
-                    Posix.copyNative(guest[firstWriter(nodes, p)], p * 4096L + 8, word, 0, 8);
-                    if (word.get(ValueLayout.JAVA_LONG, 0) != -p) {
-                        throw new IllegalStateException("page " + p + " lost the upgrade's write");
+                // Node by node within a pass, as the node processes run it: one access at a time in the cluster.
+                for (Pass pass : passes) {
+                    for (int r = 0; r < nodes; r++) {
+                        runPass(pass, nodes, r, n + 1, n, guest[r], word, trace, scratch, scratch);
                     }
                 }
-                if (nodes > 2) {
-                    // Clean read: the reader reads again (the writer downgrades: not measured), then the fourth node
-                    // reads a page that its owner holds read-only. The home holds a copy only on two-party pages.
-                    for (int p = 1; p <= n; p++) {
-                        Posix.copyNative(guest[reader(nodes, p)], p * 4096L, word, 0, 8);
-                    }
-                    for (int p = 1; p <= n; p++) {
-                        timedRead(trace, CLEAN_READ, p, guest[secondReader(nodes, p)], word,
-                                threeParty(nodes, p) ? three : two);
+                trace.clear();
+                for (Pass pass : passes) {
+                    for (int r = 0; r < nodes; r++) {
+                        runPass(pass, nodes, r, 1, n, guest[r], word, trace, two, three);
                     }
                 }
             });
@@ -299,23 +389,135 @@ public final class FaultBenchmark {
                 throw new IllegalStateException("DSM failed during the benchmark: " + c.failure());
             }
         }
-        String[][] stages = new String[2 * KIND.length][];
-        for (int party = 0; party < (nodes > 2 ? 2 : 1); party++) {
-            for (int k = 0; k < KIND.length; k++) {
-                stages[party * KIND.length + k] = FaultStages.frequentPaths(trace, nodes, k, party == 1);
-            }
-        }
+        String[][] stages = stages(trace, nodes);
         progress.println("local userfaultfd baseline");
         Histogram writeProtect = histogram();
-        Histogram local = localUffd(n, writeProtect);
+        Histogram local = localBaselines(n, writeProtect);
         progress.println("4 KiB round trip baseline");
         Histogram rtt = roundTrip(Math.max(n, 5000), transport);
         progress.println("page ping-pong, hold 0");
         double[] free = pingPong(0, busyPollMicros * 1000, transport);
         progress.println("page ping-pong, hold " + holdMicros + " us");
         double[] held = pingPong(holdMicros * 1000, busyPollMicros * 1000, transport);
-        return new Result(transport, oneSidedReads, nodes, n, busyPollMicros, two, three, local, rtt, writeProtect, stages, free[0], held[0], holdMicros,
-                free[1], held[1]);
+        return new Result(transport, oneSidedReads, false, nodes, n, busyPollMicros, two, three, local, rtt,
+                writeProtect, stages, free[0], held[0], holdMicros, free[1], held[1]);
+    }
+
+    private static String[][] stages(FaultTrace trace, int nodes) {
+        String[][] stages = new String[2 * KIND.length][];
+        for (int party = 0; party < (nodes > 2 ? 2 : 1); party++) {
+            for (int k = 0; k < KIND.length; k++) {
+                stages[party * KIND.length + k] = FaultStages.frequentPaths(trace, nodes, k, party == 1);
+            }
+        }
+        return stages;
+    }
+
+    /**
+     * The run with one process per node. The passes go to the nodes one at a time (node by node within a pass), so
+     * as in one process there is one access at a time in the cluster. Each node times its own accesses and records its
+     * own trace; the histograms and traces come back at the end and are merged. The local baselines stay in this
+     * process (they involve one process by definition).
+     */
+    private static Result inProcesses(NodeProcesses procs, int nodes, int n, long holdMicros, long busyPollMicros,
+                                      String transport, boolean oneSidedReads, java.io.PrintStream progress)
+            throws Exception {
+        // The trace timestamps of all processes are merged on one time line: System.nanoTime() is
+        // clock_gettime(CLOCK_MONOTONIC) in HotSpot on Linux (os_posix.cpp, javaTimeNanos, JDK 25 too), one clock for
+        // every process of a host. Checked here, cheaply, on each node process.
+        for (int r = 0; r < nodes; r++) {
+            procs.checkClock(r);
+        }
+        List<Pass> passes = passes(nodes);
+        String[] endpoints = procs.all(nodes, "dsm " + nodes + " " + (2 * n + 1) + " 0 " + busyPollMicros * 1000 + " "
+                + transport + " " + oneSidedReads + " " + traceCapacity(n));
+        procs.all(nodes, "connect " + NodeProcesses.endpointList(endpoints, "endpoint "));
+        for (int round = 0; round < 2; round++) {
+            for (int i = 0; i < passes.size(); i++) {
+                for (int r = 0; r < nodes; r++) {
+                    procs.call(r, "pass " + i + (round == 0 ? " warm-up" : " measured"));
+                }
+            }
+            if (round == 0) {
+                procs.all(nodes, "clear-trace");
+            }
+        }
+        Histogram[] two = {histogram(), histogram(), histogram(), histogram()};
+        Histogram[] three = {histogram(), histogram(), histogram(), histogram()};
+        List<long[]> events = new ArrayList<>();
+        int total = 0;
+        procs.all(nodes, "stop");
+        for (int r = 0; r < nodes; r++) {
+            String[] f = procs.call(r, "results").split(" ", -1);
+            for (int k = 0; k < KIND.length; k++) {
+                two[k].add(NodeProcesses.decodeHistogram(f[1 + k]));
+                three[k].add(NodeProcesses.decodeHistogram(f[1 + KIND.length + k]));
+            }
+            long[] e = NodeProcesses.decodeLongs(f[1 + 2 * KIND.length]);
+            events.add(e);
+            total += e.length / 2;
+        }
+        procs.all(nodes, "close");
+        FaultTrace trace = mergedByTime(events, total);
+        String[][] stages = stages(trace, nodes);
+        progress.println("local userfaultfd baseline (in this process)");
+        Histogram writeProtect = histogram();
+        Histogram local = localBaselines(n, writeProtect);
+        progress.println("4 KiB round trip baseline (between two node processes)");
+        String[] echo = procs.all(2, "echo " + transport);
+        procs.all(2, "connect " + NodeProcesses.endpointList(echo, "endpoint "));
+        Histogram rtt = NodeProcesses.decodeHistogram(procs.call(0, "rtt " + Math.max(n, 5000)).substring("histogram ".length()));
+        procs.all(2, "close");
+        progress.println("page ping-pong, hold 0 (node processes)");
+        double[] free = pingPong(procs, 0, busyPollMicros * 1000, transport);
+        progress.println("page ping-pong, hold " + holdMicros + " us (node processes)");
+        double[] held = pingPong(procs, holdMicros * 1000, busyPollMicros * 1000, transport);
+        return new Result(transport, oneSidedReads, true, nodes, n, busyPollMicros, two, three, local, rtt, writeProtect,
+                stages, free[0], held[0], holdMicros, free[1], held[1]);
+    }
+
+    /** One trace of the events of all processes ({time, packed} pairs each), in time order as one process records. */
+    private static FaultTrace mergedByTime(List<long[]> events, int total) {
+        long[][] all = new long[total][];
+        int i = 0;
+        for (long[] e : events) {
+            for (int j = 0; j < e.length; j += 2) {
+                all[i++] = new long[] {e[j], e[j + 1]};
+            }
+        }
+        Arrays.sort(all, (a, b) -> Long.compare(a[0], b[0]));
+        FaultTrace trace = new FaultTrace(Math.max(1, total));
+        for (long[] e : all) {
+            trace.add(e[0], e[1]);
+        }
+        return trace;
+    }
+
+    /** {@link #pingPong(long, long, String)} with the two nodes in node processes 0 and 1. */
+    private static double[] pingPong(NodeProcesses procs, long holdNanos, long busyPollNanos, String kind) {
+        String[] endpoints = procs.all(2, "dsm 2 2 " + holdNanos + " " + busyPollNanos + " " + kind + " false 0");
+        procs.all(2, "connect " + NodeProcesses.endpointList(endpoints, "endpoint "));
+        // Both start at one instant of the shared clock and stop 2 s later, as the two threads of the in-process run.
+        long start = System.nanoTime() + 300_000_000L;
+        String[] done = procs.all(2, "ping-pong " + start + " " + (start + 2_000_000_000L));
+        String[] stopped = procs.all(2, "stop");
+        procs.all(2, "close");
+        long stores = 0;
+        long transfers = 0;
+        for (int r = 0; r < 2; r++) {
+            stores += Long.parseLong(done[r].substring("done ".length()));
+            transfers += Long.parseLong(stopped[r].substring("stopped ".length()));
+        }
+        return new double[] {transfers / 2.0, stores / 2.0};
+    }
+
+    /**
+     * {@link #localUffd} after an untimed run of it: this process's JIT must have compiled the fault reader and the
+     * page install first, which a driver of node processes has not run before (nor a single process fully).
+     */
+    private static Histogram localBaselines(int pages, Histogram writeProtect) throws Exception {
+        localUffd(pages, histogram());
+        return localUffd(pages, writeProtect);
     }
 
     /**
@@ -371,27 +573,40 @@ public final class FaultBenchmark {
             OutboundMessage reply = new OutboundMessage().type((short) 2).payload(page, 0, (int) DsmPages.PAGE_SIZE);
             List<Endpoint> cluster = List.of(a.localEndpoint(), b.localEndpoint());
             a.start(cluster, m -> { }, PeerListener.NONE);
-            b.start(cluster, m -> {
-                try {
-                    b.reply(m, reply);
-                } catch (Exception e) {
-                    throw new IllegalStateException(e);
-                }
-            }, PeerListener.NONE);
+            b.start(cluster, echo(b, reply), PeerListener.NONE);
             a.awaitConnected(Duration.ofSeconds(10));
             b.awaitConnected(Duration.ofSeconds(10));
+            roundTrips(a, 1, n, h);
+        }
+        return h;
+    }
+
+    /** {@code n} timed 4 KiB round trips from {@code a} to {@code peer} after 2000 untimed ones, into {@code h}. */
+    static void roundTrips(Transport a, int peer, int n, Histogram h) throws Exception {
+        // Shared: the transport's receive thread copies each reply into it.
+        try (Arena arena = Arena.ofShared()) {
             MemorySegment into = arena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
             ReplyBuffer rb = new ReplyBuffer(into, 0, (int) DsmPages.PAGE_SIZE);
             OutboundMessage req = new OutboundMessage().type((short) 1).arg0(7);
             for (int i = 0; i < n + 2000; i++) {
                 long t0 = System.nanoTime();
-                a.request(1, req, rb, 5_000_000_000L);
+                a.request(peer, req, rb, 5_000_000_000L);
                 if (i >= 2000) {
                     h.recordValue(System.nanoTime() - t0);
                 }
             }
         }
-        return h;
+    }
+
+    /** A handler that answers every request with the 4 KiB {@code reply}. */
+    static MessageHandler echo(Transport t, OutboundMessage reply) {
+        return m -> {
+            try {
+                t.reply(m, reply);
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        };
     }
 
     /**
@@ -403,20 +618,12 @@ public final class FaultBenchmark {
         try (LocalDsmCluster c = new LocalDsmCluster(new ProtocolConfig(2, 2, 1, holdNanos, 1 << 14), null,
                 busyPollNanos, kind)) {
             long[] done = new long[2];
-            long deadline = System.nanoTime() + 2_000_000_000L;
+            long start = System.nanoTime();
             Thread[] t = new Thread[2];
             for (int r = 0; r < 2; r++) {
                 final int me = r;
                 final MemorySegment g = c.guest(r);
-                t[r] = Thread.ofPlatform().start(() -> {
-                    MemorySegment word = Arena.ofAuto().allocate(8, 8);
-                    long count = 0;
-                    while (System.nanoTime() < deadline) {
-                        word.set(ValueLayout.JAVA_LONG, 0, ++count);
-                        Posix.copyNative(word, 0, g, 4096L, 8);
-                    }
-                    done[me] = count;
-                });
+                t[r] = Thread.ofPlatform().start(() -> done[me] = pingPongStores(g, start, start + 2_000_000_000L));
             }
             for (Thread x : t) {
                 x.join();
@@ -424,5 +631,19 @@ public final class FaultBenchmark {
             long transfers = c.node(0).stats().remoteFetches() + c.node(1).stats().remoteFetches();
             return new double[] {transfers / 2.0, (done[0] + done[1]) / 2.0};
         }
+    }
+
+    /** One side of the ping-pong: from {@code start} until {@code deadline}, stores its running count; returns it. */
+    static long pingPongStores(MemorySegment g, long start, long deadline) {
+        MemorySegment word = Arena.ofAuto().allocate(8, 8);
+        while (System.nanoTime() < start) {
+            Thread.onSpinWait();
+        }
+        long count = 0;
+        while (System.nanoTime() < deadline) {
+            word.set(ValueLayout.JAVA_LONG, 0, ++count);
+            Posix.copyNative(word, 0, g, 4096L, 8);
+        }
+        return count;
     }
 }

@@ -58,6 +58,18 @@ public final class FaultTrace {
         }
     }
 
+    /**
+     * Adds an event recorded elsewhere: {@code time} and {@code packed} as {@link #time} and {@link #packed} gave them
+     * (the benchmark merges the traces of node processes into one). Dropped past the capacity, like a recording.
+     */
+    public void add(long time, long packed) {
+        int i = next.getAndIncrement();
+        if (i < this.time.length) {
+            this.time[i] = time;
+            info[i] = packed;
+        }
+    }
+
     /** Events recorded (at most the capacity); read them only after the recording threads have been joined. */
     public int size() {
         return Math.min(next.get(), time.length);
@@ -68,6 +80,9 @@ public final class FaultTrace {
     }
 
     public long time(int i) { return time[i]; }
+
+    /** Event {@code i}'s node, event, detail and page in one value, for {@link #add} to another trace. */
+    public long packed(int i) { return info[i]; }
 
     public int event(int i) { return (int) (info[i] & 0xFF); }
 

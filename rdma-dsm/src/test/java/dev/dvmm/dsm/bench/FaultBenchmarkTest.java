@@ -1,5 +1,7 @@
 package dev.dvmm.dsm.bench;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.dvmm.dsm.UffdAvailable;
@@ -21,6 +23,63 @@ class FaultBenchmarkTest {
         ByteArrayOutputStream progress = new ByteArrayOutputStream();
         FaultBenchmark.Result r = FaultBenchmark.run(4, 100, 50, 0, "tcp", false,
                 new PrintStream(progress, true, StandardCharsets.UTF_8));
+        assertEveryMeasurement(r);
+        assertTrue(r.toJson().contains("\"node_processes\": false"), r.toJson());
+    }
+
+    @Test
+    void fourNodeProcessesMeasureEveryKindOfFault() throws Exception {
+        UffdAvailable.assume();
+        ByteArrayOutputStream progress = new ByteArrayOutputStream();
+        FaultBenchmark.Result r = FaultBenchmark.run(4, 100, 50, 0, "tcp", false, true,
+                new PrintStream(progress, true, StandardCharsets.UTF_8));
+        assertEveryMeasurement(r);
+        String json = r.toJson();
+        assertTrue(json.contains("\"node_processes\": true") && json.contains("\"rtt_4k_between_processes\": true")
+                && json.contains("\"ping_pong_node_processes\": true"), json);
+        // The stages come from the merged traces of the four processes: each path names steps on several nodes.
+        assertTrue(r.toTable().contains("one process per node"), r.toTable());
+        Matcher stage = Pattern.compile("\"read\": \\[\"path taken by (\\d+) of (\\d+) faults").matcher(json);
+        assertTrue(stage.find(), json);
+        assertEquals(r.twoParty()[FaultBenchmark.READ].getTotalCount(), Long.parseLong(stage.group(2)), json);
+        assertTrue(json.contains("O write-protected"), json);
+        assertTrue(r.pingPongPagesPerSec() > 0 && r.incrementsPerSec() > 0, json);
+    }
+
+    @Test
+    void aNodeProcessThatDiesIsReportedWithItsRankAndLastStderrLine() throws Exception {
+        ByteArrayOutputStream progress = new ByteArrayOutputStream();
+        try (NodeProcesses procs = NodeProcesses.start(2, new PrintStream(progress, true, StandardCharsets.UTF_8))) {
+            procs.checkClock(1);
+            Process p = procs.process(1);
+            p.destroyForcibly();
+            p.waitFor();
+            BenchmarkException e = assertThrows(BenchmarkException.class, () -> procs.call(1, "clock"));
+            assertTrue(e.getMessage().startsWith("node rank 1 (pid " + p.pid() + ") exited with status "), e.getMessage());
+            assertTrue(e.getMessage().endsWith("its last stderr line: fault benchmark node 1 (pid " + p.pid()
+                    + ") started"), e.getMessage());
+            procs.checkClock(0);
+        }
+    }
+
+    @Test
+    void anErrorInANodeProcessIsReportedWithItsRankAndTheNodeGoesOn() throws Exception {
+        ByteArrayOutputStream progress = new ByteArrayOutputStream();
+        try (NodeProcesses procs = NodeProcesses.start(2, new PrintStream(progress, true, StandardCharsets.UTF_8))) {
+            BenchmarkException e = assertThrows(BenchmarkException.class,
+                    () -> procs.all(2, "dsm 2 many 0 0 tcp false 0"));
+            assertEquals("node rank 0: bad command 'dsm 2 many 0 0 tcp false 0': For input string: \"many\"",
+                    e.getMessage());
+            // Rank 1 got the command too; its error reply is read before the next one.
+            e = assertThrows(BenchmarkException.class, () -> procs.await(1, "dsm"));
+            assertTrue(e.getMessage().startsWith("node rank 1: bad command"), e.getMessage());
+            e = assertThrows(BenchmarkException.class, () -> procs.call(1, "pass 0 measured"));
+            assertTrue(e.getMessage().startsWith("node rank 1: no running DSM node"), e.getMessage());
+            procs.checkClock(1);
+        }
+    }
+
+    private static void assertEveryMeasurement(FaultBenchmark.Result r) {
         String json = r.toJson();
         for (String key : new String[] {"remote_read_fault_us", "remote_write_fault_us", "remote_write_miss_fault_us",
             "remote_clean_read_fault_us", "remote_clean_read_3party_fault_us", "remote_read_3party_fault_us",
