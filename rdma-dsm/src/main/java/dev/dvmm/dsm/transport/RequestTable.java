@@ -179,12 +179,20 @@ final class RequestTable {
             return false;
         }
         if (slot.blocking) {
-            if (!slot.replyBuffer.fill(reply)) {
-                slot.failure = new TransportException(TransportException.Reason.PAYLOAD_TOO_LARGE, slot.peer,
-                        "reply from rank " + slot.peer + " carries " + reply.payloadLength()
-                                + " payload bytes, the reply buffer holds " + slot.replyBuffer.capacity());
+            try {
+                if (!slot.replyBuffer.fill(reply)) {
+                    slot.failure = new TransportException(TransportException.Reason.PAYLOAD_TOO_LARGE, slot.peer,
+                            "reply from rank " + slot.peer + " carries " + reply.payloadLength()
+                                    + " payload bytes, the reply buffer holds " + slot.replyBuffer.capacity());
+                }
+            } catch (RuntimeException e) {
+                // The claimed slot must still end DONE, or its waiter (which sees CLAIMED) would wait forever.
+                slot.failure = new TransportException(TransportException.Reason.REPLY_BUFFER_UNUSABLE, slot.peer,
+                        "the reply from rank " + slot.peer + " could not be copied into the caller's reply buffer: "
+                                + e);
+            } finally {
+                finishBlocking(slot, id);
             }
-            finishBlocking(slot, id);
         } else {
             ReplyHandler handler = slot.handler;
             long token = slot.token;

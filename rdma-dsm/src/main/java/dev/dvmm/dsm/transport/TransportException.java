@@ -21,6 +21,8 @@ public final class TransportException extends Exception {
         OVERLOADED,
         /** A reply payload does not fit the caller's reply buffer. */
         PAYLOAD_TOO_LARGE,
+        /** The caller's reply buffer could not be written (e.g. its memory is closed or confined to one thread). */
+        REPLY_BUFFER_UNUSABLE,
         /** The waiting thread was interrupted; its request was abandoned. */
         INTERRUPTED,
         /** The transport cannot do this (e.g. one-sided reads over TCP, or the peer exposed no memory). */

@@ -240,6 +240,20 @@ public abstract class TransportConformanceTest {
             ReplyBuffer reply = new ReplyBuffer();
             client.request(1, message, reply, REQUEST_TIMEOUT);
             assertEquals(5, reply.arg0());
+
+            // A reply window whose memory is gone fails the request at once (it used to leave the waiter spinning
+            // past its deadline), and the next request works.
+            Arena gone = Arena.ofShared();
+            ReplyBuffer dead = new ReplyBuffer(gone.allocate(4096), 0, 4096);
+            gone.close();
+            message.clear().type(TestNode.ECHO).payload(big, 0, 4096);
+            TransportException unusable = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(
+                    java.time.Duration.ofSeconds(30), () -> assertThrows(TransportException.class,
+                            () -> client.request(1, message, dead, REQUEST_TIMEOUT)));
+            assertEquals(Reason.REPLY_BUFFER_UNUSABLE, unusable.reason(), unusable.getMessage());
+            message.clear().type(TestNode.ECHO).arg0(6);
+            client.request(1, message, reply, REQUEST_TIMEOUT);
+            assertEquals(6, reply.arg0());
         }
     }
 
