@@ -202,7 +202,6 @@ public final class DsmNode implements AutoCloseable {
             }
             try {
                 if (!wp && pages.freezesByUnmapping() && remapHeldPage(p)) {
-                    stats.remaps++;
                     return;
                 }
                 if (faultStart[p] == 0) {
@@ -374,6 +373,7 @@ public final class DsmNode implements AutoCloseable {
         if (!PageState.holdsCopy(state)) {
             return false;
         }
+        stats.remaps++; // before the remap wakes the faulting thread
         if (!pages.remap(page, state == PageState.MODIFIED)) {
             throw new IllegalStateException("node " + rank + ": page " + page + " is " + PageState.name(state)
                     + " here but not in guest memory");

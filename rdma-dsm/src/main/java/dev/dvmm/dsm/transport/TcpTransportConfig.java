@@ -24,11 +24,15 @@ import java.util.Arrays;
  * @param requestSpinNanos     how long a thread blocked in {@code request} watches for its reply before it parks:
  *                             a reply within that time costs no thread wake-up (on hosts where waking a thread
  *                             on an idle CPU is slow, the round trip otherwise carries one; 0: park at once)
+ * @param busyPollNanos        how long the receive thread polls its sockets without sleeping after it handled
+ *                             input, yielding its core between polls: a message within that time costs no wake-up
+ *                             of the receive thread (0: sleep in epoll at once)
  */
 public record TcpTransportConfig(int rank, int clusterSize, Endpoint listen, byte[] clusterSecret, int maxPayload,
                                  int socketBufferBytes, Duration handshakeTimeout, Duration connectRetryInterval,
                                  int requestSlots, long maxBacklogBytes, Duration sendTimeout,
-                                 int maxPendingHandshakes, int inlinePayloadBytes, long requestSpinNanos) {
+                                 int maxPendingHandshakes, int inlinePayloadBytes, long requestSpinNanos,
+                                 long busyPollNanos) {
 
     public static final int DEFAULT_MAX_PAYLOAD = 1 << 20;
     /** Covers a 4 KiB page with room to spare; see the benchmark for the copy-versus-gather numbers. */
@@ -37,6 +41,11 @@ public record TcpTransportConfig(int rank, int clusterSize, Endpoint listen, byt
     public static final int MAX_MAX_PAYLOAD = 256 << 20;
     /** Covers a loopback or LAN round trip; measured with {@code dvmm bench transport} (see DEPLOYMENT.md). */
     public static final long DEFAULT_REQUEST_SPIN_NANOS = 100_000;
+    /**
+     * Covers the gap between a reply and the next request of a busy peer; the UCX transport's progress thread polls
+     * alike (see DEPLOYMENT.md for what it costs and gains).
+     */
+    public static final long DEFAULT_BUSY_POLL_NANOS = 50_000;
 
     public TcpTransportConfig {
         if (clusterSize < 1 || clusterSize > 4096) {
@@ -77,6 +86,9 @@ public record TcpTransportConfig(int rank, int clusterSize, Endpoint listen, byt
         if (requestSpinNanos < 0 || requestSpinNanos > 1_000_000_000L) {
             throw new IllegalArgumentException("request spin " + requestSpinNanos + " ns is outside 0..1 s");
         }
+        if (busyPollNanos < 0 || busyPollNanos > 1_000_000_000L) {
+            throw new IllegalArgumentException("busy poll " + busyPollNanos + " ns is outside 0..1 s");
+        }
     }
 
     private static void requirePositive(Duration duration, String what) {
@@ -89,7 +101,7 @@ public record TcpTransportConfig(int rank, int clusterSize, Endpoint listen, byt
     public static TcpTransportConfig of(int rank, int clusterSize, Endpoint listen, byte[] clusterSecret) {
         return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, DEFAULT_MAX_PAYLOAD, 4 << 20,
                 Duration.ofSeconds(5), Duration.ofMillis(50), 4096, 64L << 20, Duration.ofSeconds(10), 64,
-                DEFAULT_INLINE_PAYLOAD, DEFAULT_REQUEST_SPIN_NANOS);
+                DEFAULT_INLINE_PAYLOAD, DEFAULT_REQUEST_SPIN_NANOS, DEFAULT_BUSY_POLL_NANOS);
     }
 
     /** Defaults, listening on 127.0.0.1 at a free port. */
@@ -106,37 +118,43 @@ public record TcpTransportConfig(int rank, int clusterSize, Endpoint listen, byt
         long backlog = Math.max(maxBacklogBytes, 2L * (FrameDescriptor.HEADER_LENGTH + bytes));
         return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, bytes, socketBufferBytes,
                 handshakeTimeout, connectRetryInterval, requestSlots, backlog, sendTimeout, maxPendingHandshakes,
-                inlinePayloadBytes, requestSpinNanos);
+                inlinePayloadBytes, requestSpinNanos, busyPollNanos);
     }
 
     public TcpTransportConfig withHandshakeTimeout(Duration timeout) {
         return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, socketBufferBytes,
                 timeout, connectRetryInterval, requestSlots, maxBacklogBytes, sendTimeout, maxPendingHandshakes,
-                inlinePayloadBytes, requestSpinNanos);
+                inlinePayloadBytes, requestSpinNanos, busyPollNanos);
     }
 
     public TcpTransportConfig withSocketBufferBytes(int bytes) {
         return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, bytes,
                 handshakeTimeout, connectRetryInterval, requestSlots, maxBacklogBytes, sendTimeout, maxPendingHandshakes,
-                inlinePayloadBytes, requestSpinNanos);
+                inlinePayloadBytes, requestSpinNanos, busyPollNanos);
     }
 
     public TcpTransportConfig withRequestSlots(int slots) {
         return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, socketBufferBytes,
                 handshakeTimeout, connectRetryInterval, slots, maxBacklogBytes, sendTimeout, maxPendingHandshakes,
-                inlinePayloadBytes, requestSpinNanos);
+                inlinePayloadBytes, requestSpinNanos, busyPollNanos);
     }
 
     public TcpTransportConfig withInlinePayloadBytes(int bytes) {
         return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, socketBufferBytes,
                 handshakeTimeout, connectRetryInterval, requestSlots, maxBacklogBytes, sendTimeout, maxPendingHandshakes,
-                bytes, requestSpinNanos);
+                bytes, requestSpinNanos, busyPollNanos);
     }
 
     public TcpTransportConfig withRequestSpinNanos(long nanos) {
         return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, socketBufferBytes,
                 handshakeTimeout, connectRetryInterval, requestSlots, maxBacklogBytes, sendTimeout, maxPendingHandshakes,
-                inlinePayloadBytes, nanos);
+                inlinePayloadBytes, nanos, busyPollNanos);
+    }
+
+    public TcpTransportConfig withBusyPollNanos(long nanos) {
+        return new TcpTransportConfig(rank, clusterSize, listen, clusterSecret, maxPayload, socketBufferBytes,
+                handshakeTimeout, connectRetryInterval, requestSlots, maxBacklogBytes, sendTimeout, maxPendingHandshakes,
+                inlinePayloadBytes, requestSpinNanos, nanos);
     }
 
     @Override
@@ -147,7 +165,8 @@ public record TcpTransportConfig(int rank, int clusterSize, Endpoint listen, byt
                 && handshakeTimeout.equals(o.handshakeTimeout) && connectRetryInterval.equals(o.connectRetryInterval)
                 && requestSlots == o.requestSlots && maxBacklogBytes == o.maxBacklogBytes
                 && sendTimeout.equals(o.sendTimeout) && maxPendingHandshakes == o.maxPendingHandshakes
-                && inlinePayloadBytes == o.inlinePayloadBytes && requestSpinNanos == o.requestSpinNanos;
+                && inlinePayloadBytes == o.inlinePayloadBytes && requestSpinNanos == o.requestSpinNanos
+                && busyPollNanos == o.busyPollNanos;
     }
 
     @Override
@@ -161,6 +180,7 @@ public record TcpTransportConfig(int rank, int clusterSize, Endpoint listen, byt
         return "TcpTransportConfig[rank=" + rank + ", clusterSize=" + clusterSize + ", listen=" + listen
                 + ", maxPayload=" + maxPayload + ", socketBufferBytes=" + socketBufferBytes
                 + ", handshakeTimeout=" + handshakeTimeout + ", requestSlots=" + requestSlots
-                + ", inlinePayloadBytes=" + inlinePayloadBytes + ", requestSpinNanos=" + requestSpinNanos + "]";
+                + ", inlinePayloadBytes=" + inlinePayloadBytes + ", requestSpinNanos=" + requestSpinNanos
+                + ", busyPollNanos=" + busyPollNanos + "]";
     }
 }

@@ -52,11 +52,16 @@ class DsmPagesTest {
         // A tiny single-node "protocol": even pages are zero pages installed writable; odd pages get a
         // pattern and start read-only (SHARED); a write to a read-only page upgrades it.
         reader = new FaultReader(uffd, guest, (page, write, wp, tid) -> {
-            if (!wp && pages.freezesByUnmapping() && pages.remap(page, true)) {
-                // In the memfd but not mapped (frozen by the test): no new contents.
+            if (!wp && pages.freezesByUnmapping()) {
+                // In the memfd but not mapped (frozen by the test): no new contents. Counted before the remap
+                // wakes the faulting thread, which the test may then check.
                 remaps.incrementAndGet();
                 log.add("remap " + page);
-                return;
+                if (pages.remap(page, true)) {
+                    return;
+                }
+                remaps.decrementAndGet();
+                log.add("absent " + page);
             }
             if (wp) {
                 wpFaults.incrementAndGet();

@@ -60,7 +60,7 @@ class TcpTransportTest {
                         template.maxPayload(), template.socketBufferBytes(), template.handshakeTimeout(),
                         template.connectRetryInterval(), template.requestSlots(), template.maxBacklogBytes(),
                         template.sendTimeout(), template.maxPendingHandshakes(), template.inlinePayloadBytes(),
-                        template.requestSpinNanos());
+                        template.requestSpinNanos(), template.busyPollNanos());
                 transports[r] = new TcpTransport(config);
                 nodes[r] = new TestNode(r, size);
                 nodes[r].transport = transports[r];
@@ -337,7 +337,8 @@ class TcpTransportTest {
 
     @Test
     void busyPollingRunsThePollWorkUntilTheDeadlineAndKeepsDeliveringMessages() throws Exception {
-        try (Nodes nodes = new Nodes(2, 2)) {
+        // Without the receive thread's own busy-poll window after input, which would extend the deadline.
+        try (Nodes nodes = new Nodes(2, 2, TcpTransportConfig.loopback(0, 2, secret).withBusyPollNanos(0))) {
             nodes.awaitConnected();
             AtomicLong polls = new AtomicLong();
             Transport.PollWork work = () -> {
@@ -356,6 +357,29 @@ class TcpTransportTest {
             Thread.sleep(50);
             nodes.assertStillServing();
             assertEquals(settled, polls.get(), "poll work ran after the busy-poll deadline");
+        }
+    }
+
+    @Test
+    void theReceiveThreadPollsAwakeForItsWindowAfterInputAndThenSleeps() throws Exception {
+        long window = TimeUnit.MILLISECONDS.toNanos(300);
+        try (Nodes nodes = new Nodes(2, 2, TcpTransportConfig.loopback(0, 2, secret).withBusyPollNanos(window))) {
+            nodes.awaitConnected();
+            AtomicLong polls = new AtomicLong();
+            TcpTransport busy = nodes.transports[0];
+            // Hand the receive thread poll work with a deadline already past: it runs only in the window.
+            busy.busyPollUntil(System.nanoTime(), () -> {
+                polls.incrementAndGet();
+                return 0;
+            });
+            Thread.sleep(400);
+            long before = polls.get();
+            nodes.assertStillServing();  // a round trip: input on node 0's receive thread opens its window
+            awaitTrue("the receive thread to poll in its window after input", () -> polls.get() > before + 100);
+            Thread.sleep(TimeUnit.NANOSECONDS.toMillis(window) + 300);
+            long settled = polls.get();
+            Thread.sleep(200);
+            assertEquals(settled, polls.get(), "the receive thread kept polling after its window");
         }
     }
 
