@@ -93,10 +93,10 @@ final class BenchCommand implements Callable<Integer> {
         boolean oneSidedReads;
 
         @Option(names = "--node-processes", description = "run each node in a JVM process of its own (this process "
-                + "drives them), as a deployment does, and the 4 KiB round trip and ping-pong between two processes; "
+                + "drives them), as a deployment does, the 4 KiB round trip and ping-pong between two processes and the "
+                + "local baselines in one of them; "
                 + "by default all nodes share this process, where every write-protect or punch of a page also "
-                + "interrupts the CPUs running the other nodes' threads (a TLB shootdown). The local uffd and "
-                + "write-protect baselines run in this process either way")
+                + "interrupts the CPUs running the other nodes' threads (a TLB shootdown)")
         boolean nodeProcesses;
 
         @Override

@@ -337,7 +337,8 @@ public final class FaultBenchmark {
      * As above over loopback {@code transport}: "tcp" or "ucx" (the round-trip baseline uses the same); with
      * {@code oneSidedReads} (ucx only) reads of clean pages whose home holds no copy are one-sided. With
      * {@code nodeProcesses} every node is a JVM process of its own ({@link NodeProcesses}), as in a deployment, and so
-     * are the two ends of the round-trip baseline and the ping-pong nodes; otherwise all run in this process, where
+     * are the two ends of the round-trip baseline and the ping-pong nodes, and the local baselines run in node
+     * process 0; otherwise all run in this process, where
      * every write-protect or punch of a page also flushes the TLBs of the CPUs that run the other nodes' threads.
      * Pages 1..n are measured, after a warm-up of the same passes over pages n+1..2n (not timed, not traced), so that
      * each process's JIT has compiled its fault path before the first measured fault.
@@ -416,8 +417,8 @@ public final class FaultBenchmark {
     /**
      * The run with one process per node. The passes go to the nodes one at a time (node by node within a pass), so
      * as in one process there is one access at a time in the cluster. Each node times its own accesses and records its
-     * own trace; the histograms and traces come back at the end and are merged. The local baselines stay in this
-     * process (they involve one process by definition).
+     * own trace; the histograms and traces come back at the end and are merged. The local baselines run in node
+     * process 0, in the same kind of process as the faults they are compared with.
      */
     private static Result inProcesses(NodeProcesses procs, int nodes, int n, long holdMicros, long busyPollMicros,
                                       String transport, boolean oneSidedReads, java.io.PrintStream progress)
@@ -460,9 +461,15 @@ public final class FaultBenchmark {
         procs.all(nodes, "close");
         FaultTrace trace = mergedByTime(events, total);
         String[][] stages = stages(trace, nodes);
-        progress.println("local userfaultfd baseline (in this process)");
-        Histogram writeProtect = histogram();
-        Histogram local = localBaselines(n, writeProtect);
+        // In a node process like the faults it is compared with, not in the driver (which has run no fault path).
+        progress.println("local userfaultfd baseline (in node process 0)");
+        String[] baselines = procs.call(0, "local " + n).split(" ", -1);
+        if (baselines.length != 3) {
+            throw new BenchmarkException("node process 0 answered the local baseline with " + baselines.length
+                    + " fields, not 3");
+        }
+        Histogram local = NodeProcesses.decodeHistogram(baselines[1]);
+        Histogram writeProtect = NodeProcesses.decodeHistogram(baselines[2]);
         progress.println("4 KiB round trip baseline (between two node processes)");
         String[] echo = procs.all(2, "echo " + transport);
         procs.all(2, "connect " + NodeProcesses.endpointList(echo, "endpoint "));
@@ -515,7 +522,7 @@ public final class FaultBenchmark {
      * {@link #localUffd} after an untimed run of it: this process's JIT must have compiled the fault reader and the
      * page install first, which a driver of node processes has not run before (nor a single process fully).
      */
-    private static Histogram localBaselines(int pages, Histogram writeProtect) throws Exception {
+    static Histogram localBaselines(int pages, Histogram writeProtect) throws Exception {
         localUffd(pages, histogram());
         return localUffd(pages, writeProtect);
     }

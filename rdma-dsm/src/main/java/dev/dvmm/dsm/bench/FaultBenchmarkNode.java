@@ -141,6 +141,7 @@ public final class FaultBenchmarkNode {
                 case "stop" -> stop();
                 case "results" -> results();
                 case "rtt" -> rtt(Integer.parseInt(a[1]));
+                case "local" -> local(Integer.parseInt(a[1]));
                 case "ping-pong" -> pingPong(Long.parseLong(a[1]), Long.parseLong(a[2]));
                 case "close" -> {
                     close();
@@ -278,6 +279,14 @@ public final class FaultBenchmarkNode {
         Histogram h = FaultBenchmark.histogram();
         FaultBenchmark.roundTrips(transport, 1, n, h);
         return "histogram " + NodeProcesses.encodeHistogram(h);
+    }
+
+    /** The local baselines in a node process, where the nodes' own faults were measured: "local LOCAL WP". */
+    private String local(int pages) throws Exception {
+        requireIdle();
+        Histogram writeProtect = FaultBenchmark.histogram();
+        Histogram local = FaultBenchmark.localBaselines(pages, writeProtect);
+        return "local " + NodeProcesses.encodeHistogram(local) + " " + NodeProcesses.encodeHistogram(writeProtect);
     }
 
     private String pingPong(long start, long deadline) throws Exception {
