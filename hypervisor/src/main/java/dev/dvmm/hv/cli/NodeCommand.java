@@ -55,6 +55,11 @@ final class NodeCommand implements Callable<Integer> {
             + "transport); every node must be given the same (default: ${DEFAULT-VALUE})")
     String remoteReads;
 
+    @Option(names = "--busy-poll-us", description = "how long the transport's receive (tcp) or progress (ucx) thread "
+            + "polls awake after input before it sleeps; 0 where every core runs a vCPU (default: the transport's, "
+            + "50 for tcp, 100 for ucx)")
+    Long busyPollMicros;
+
     @Override
     public Integer call() throws Exception {
         List<Endpoint> cluster = new ArrayList<>();
@@ -80,8 +85,19 @@ final class NodeCommand implements Callable<Integer> {
         }
         ClusterNode.Config cfg = new ClusterNode.Config(rank, cluster, secret, cpus, memory, prog, iterations,
                 holdMicros * 1000, Duration.ofSeconds(timeoutSeconds), statsJson, transport, parseRemoteReads(remoteReads,
-                transport));
+                transport), busyPollNanos(busyPollMicros));
         return new ClusterNode(cfg, System.out).run();
+    }
+
+    /** --busy-poll-us in nanoseconds (null: the transport's default), refused in one sentence outside 0..1 s. */
+    static long busyPollNanos(Long micros) {
+        if (micros == null) {
+            return ClusterNode.Config.TRANSPORT_DEFAULT;
+        }
+        if (micros < 0 || micros > 1_000_000) {
+            throw new UserError("--busy-poll-us takes microseconds in 0..1000000, not " + micros);
+        }
+        return micros * 1000;
     }
 
     /** The --remote-reads choice, refused in one sentence when it is not off/on/auto or asks tcp for them. */

@@ -47,7 +47,10 @@ public final class ClusterNode {
     /** What a node runs and where its peers are. */
     public record Config(int rank, List<Endpoint> cluster, byte[] secret, int vcpus, long memoryBytes,
                          TestProgram program, long iterations, long holdNanos, Duration timeout, Path statsJson,
-                         String transport, UcxTransportConfig.RemoteReads remoteReads) {
+                         String transport, UcxTransportConfig.RemoteReads remoteReads, long busyPollNanos) {
+        /** {@link #busyPollNanos} that leaves the transport's own default. */
+        public static final long TRANSPORT_DEFAULT = -1;
+
         public int nodes() {
             return cluster.size();
         }
@@ -168,9 +171,16 @@ public final class ClusterNode {
         Endpoint self = cfg.cluster().get(cfg.rank());
         return switch (cfg.transport()) {
             // Remote reads forced on over tcp are refused where the options are parsed (NodeCommand.parseRemoteReads).
-            case "tcp" -> new TcpTransport(TcpTransportConfig.of(cfg.rank(), cfg.nodes(), self, cfg.secret()));
-            case "ucx" -> new dev.dvmm.dsm.transport.UcxTransport(
-                    UcxTransportConfig.of(cfg.rank(), cfg.nodes(), self, cfg.secret()).withRemoteReads(cfg.remoteReads()));
+            case "tcp" -> {
+                TcpTransportConfig c = TcpTransportConfig.of(cfg.rank(), cfg.nodes(), self, cfg.secret());
+                yield new TcpTransport(cfg.busyPollNanos() < 0 ? c : c.withBusyPollNanos(cfg.busyPollNanos()));
+            }
+            case "ucx" -> {
+                UcxTransportConfig c = UcxTransportConfig.of(cfg.rank(), cfg.nodes(), self, cfg.secret())
+                        .withRemoteReads(cfg.remoteReads());
+                yield new dev.dvmm.dsm.transport.UcxTransport(cfg.busyPollNanos() < 0 ? c
+                        : c.withBusyPollNanos(cfg.busyPollNanos()));
+            }
             default -> throw new KvmException("unknown transport '" + cfg.transport() + "': use tcp or ucx");
         };
     }

@@ -80,6 +80,8 @@ class CliErrorsTest {
     @Test
     void guestRefusesRemoteReadsItCannotHave() {
         String[] err = new String[1];
+        assertEquals(1, capture(err, "guest", "--nodes", "2", "--busy-poll-us", "-5"));
+        assertTrue(err[0].contains("--busy-poll-us takes microseconds in 0..1000000, not -5"), err[0]);
         assertEquals(1, capture(err, "guest", "--nodes", "2", "--remote-reads", "on"));
         assertTrue(err[0].contains("--remote-reads on needs --transport ucx"), err[0]);
         assertEquals(1, capture(err, "guest", "--nodes", "2", "--transport", "ucx", "--remote-reads", "maybe"));
