@@ -93,11 +93,15 @@ final class BenchCommand implements Callable<Integer> {
         boolean oneSidedReads;
 
         @Option(names = "--node-processes", description = "run each node in a JVM process of its own (this process "
-                + "drives them), as a deployment does, the 4 KiB round trip and ping-pong between two processes and the "
-                + "local baselines in one of them; "
-                + "by default all nodes share this process, where every write-protect or punch of a page also "
-                + "interrupts the CPUs running the other nodes' threads (a TLB shootdown)")
+                + "drives them), as a deployment does, each confined to a CPU of its own where there are enough, the "
+                + "4 KiB round trip and ping-pong between two of them and the local baselines in one of them "
+                + "(the default when every node can have a CPU of its own)")
         boolean nodeProcesses;
+
+        @Option(names = "--in-process", description = "run all nodes in this process instead (the default when there "
+                + "are more nodes than CPUs); every write-protect or punch of a page then also interrupts the CPUs "
+                + "running the other nodes' threads (a TLB shootdown), which separate machines do not pay")
+        boolean inProcess;
 
         @Override
         public Integer call() throws Exception {
@@ -117,9 +121,14 @@ final class BenchCommand implements Callable<Integer> {
             if (holdMicros < 0 || busyPollMicros < 0) {
                 throw new UserError("--hold-us and --busy-poll-us must not be negative");
             }
+            if (nodeProcesses && inProcess) {
+                throw new UserError("--node-processes and --in-process exclude each other");
+            }
+            boolean processes = nodeProcesses
+                    || !inProcess && dev.dvmm.dsm.bench.FaultBenchmark.nodeProcessesByDefault(nodes);
             PrintWriter out = spec.commandLine().getOut();
             dev.dvmm.dsm.bench.FaultBenchmark.Result r = dev.dvmm.dsm.bench.FaultBenchmark.run(nodes, pages, holdMicros,
-                    busyPollMicros, transport, oneSidedReads, nodeProcesses, System.err);
+                    busyPollMicros, transport, oneSidedReads, processes, System.err);
             return report(out, r.toTable(), r.toJson(), json);
         }
     }

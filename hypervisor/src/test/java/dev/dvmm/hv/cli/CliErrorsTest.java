@@ -70,6 +70,8 @@ class CliErrorsTest {
     @Test
     void benchFaultRefusesOneSidedReadsWhereNoneCanHappen() {
         String[] err = new String[1];
+        assertEquals(1, capture(err, "bench", "fault", "--node-processes", "--in-process"));
+        assertTrue(err[0].contains("--node-processes and --in-process exclude each other"), err[0]);
         assertEquals(1, capture(err, "bench", "fault", "--one-sided-reads"));
         assertTrue(err[0].contains("--one-sided-reads needs --transport ucx and --nodes 4"), err[0]);
         assertEquals(1, capture(err, "bench", "fault", "--one-sided-reads", "--transport", "ucx", "--nodes", "2"));

@@ -47,8 +47,10 @@ public final class FaultBenchmark {
      * @param threeParty per kind: requester, home and owner/sharer all different (4 nodes only, else empty)
      * @param stages     per kind and party count, the frequent paths of a fault as "stage: median us" lines
      * @param nodeProcesses each node (and each end of the round trip and the ping-pong) ran in a process of its own
+     * @param pinnedCpus   with node processes: each was confined to a CPU of its own (node r to CPU r)
      */
-    public record Result(String transport, boolean oneSidedReads, boolean nodeProcesses, int nodes, int pages, long busyPollMicros,
+    public record Result(String transport, boolean oneSidedReads, boolean nodeProcesses, boolean pinnedCpus, int nodes,
+                         int pages, long busyPollMicros,
                          Histogram[] twoParty, Histogram[] threeParty,
                          Histogram localUffd, Histogram rtt, Histogram writeProtect, String[][] stages, double pingPongPagesPerSec,
                          double pingPongHeldPagesPerSec, long holdMicros, double incrementsPerSec, double incrementsHeldPerSec) {
@@ -75,8 +77,9 @@ public final class FaultBenchmark {
             StringBuilder s = new StringBuilder();
             s.append(String.format(Locale.ROOT, "{%n  \"benchmark\": \"fault\",%n  \"nodes\": %d,%n"
                     + "  \"transport\": \"%s\",%n  \"one_sided_reads\": %b,%n  \"node_processes\": %b,%n"
+                    + "  \"node_processes_pinned_to_cpus\": %b,%n"
                     + "  \"busy_poll_us\": %d,%n  \"faults_per_kind\": %d,%n", nodes, transport, oneSidedReads,
-                    nodeProcesses, busyPollMicros, pages));
+                    nodeProcesses, pinnedCpus, busyPollMicros, pages));
             s.append("  \"remote_read_fault_us\": ").append(pair(twoParty[READ])).append(",\n");
             s.append("  \"remote_write_fault_us\": ").append(pair(twoParty[UPGRADE])).append(",\n");
             s.append("  \"remote_write_miss_fault_us\": ").append(pair(twoParty[WRITE_MISS])).append(",\n");
@@ -128,11 +131,20 @@ public final class FaultBenchmark {
             return s.toString();
         }
 
+        /**
+         * Where the ping-pong ran. On a CPU per node, each node's storing thread shares that CPU with the node's DSM
+         * threads, which must preempt it to hand the page on: a far lower rate than threads with cores to spare.
+         */
+        private String processes() {
+            return nodeProcesses ? (pinnedCpus ? ", 2 processes, 1 CPU each" : ", 2 processes") : "";
+        }
+
         public String toTable() {
             StringBuilder s = new StringBuilder();
             s.append(String.format(Locale.ROOT, "%-40s %10s %10s%n", "DSM fault cost (" + nodes + " nodes, " + transport
                     + (oneSidedReads ? ", one-sided reads" : "") + (busyPollMicros > 0 ? ", busy-poll " + busyPollMicros + " us" : "")
-                    + (nodeProcesses ? ", one process per node)" : ", all nodes in one process)"),
+                    + (nodeProcesses ? (pinnedCpus ? ", one process per node, each on a CPU of its own)"
+                    : ", one process per node)") : ", all nodes in one process)"),
                     "p50 us", "p99 us"));
             for (int party = 0; party < (nodes > 2 ? 2 : 1); party++) {
                 Histogram[] h = party == 0 ? twoParty : threeParty;
@@ -153,8 +165,8 @@ public final class FaultBenchmark {
                         ratioThreeParty()));
             }
             s.append(String.format(Locale.ROOT, "%-40s %10.0f pages/s (%.0f stores/s)%n%-40s %10.0f pages/s "
-                    + "(%.0f stores/s)%n", "ping-pong, hold 0" + (nodeProcesses ? ", 2 processes" : ""), pingPongPagesPerSec, incrementsPerSec,
-                    "ping-pong, hold " + holdMicros + " us" + (nodeProcesses ? ", 2 processes" : ""), pingPongHeldPagesPerSec, incrementsHeldPerSec));
+                    + "(%.0f stores/s)%n", "ping-pong, hold 0" + processes(), pingPongPagesPerSec, incrementsPerSec,
+                    "ping-pong, hold " + holdMicros + " us" + processes(), pingPongHeldPagesPerSec, incrementsHeldPerSec));
             for (int party = 0; party < 2; party++) {
                 for (int k = 0; k < KIND.length; k++) {
                     String[] lines = stages[party * KIND.length + k];
@@ -327,6 +339,14 @@ public final class FaultBenchmark {
         return run(nodes, pages, holdMicros, busyPollMicros, "tcp", false, progress);
     }
 
+    /**
+     * The default of {@code dvmm bench fault}: one process per node when each can have a CPU of its own, which models
+     * separate machines; else all nodes in one process (more node processes than CPUs measure the oversubscription).
+     */
+    public static boolean nodeProcessesByDefault(int nodes) {
+        return NodeProcesses.canPin(nodes);
+    }
+
     /** As below, all nodes in this process. */
     public static Result run(int nodes, int pages, long holdMicros, long busyPollMicros, String transport,
                              boolean oneSidedReads, java.io.PrintStream progress) throws Exception {
@@ -354,7 +374,8 @@ public final class FaultBenchmark {
         }
         int n = measuredPages(nodes, pages);
         progress.println("remote faults over " + n + " pages (" + nodes + " nodes, " + transport + " loopback, "
-                + (nodeProcesses ? "one process per node" : "all nodes in this process") + ")");
+                + (nodeProcesses ? "one process per node" + (NodeProcesses.canPin(nodes) ? ", each on a CPU of its own"
+                : "") : "all nodes in this process") + ")");
         if (nodeProcesses) {
             try (NodeProcesses procs = NodeProcesses.start(nodes, progress)) {
                 return inProcesses(procs, nodes, n, holdMicros, busyPollMicros, transport, oneSidedReads, progress);
@@ -400,7 +421,7 @@ public final class FaultBenchmark {
         double[] free = pingPong(0, busyPollMicros * 1000, transport);
         progress.println("page ping-pong, hold " + holdMicros + " us");
         double[] held = pingPong(holdMicros * 1000, busyPollMicros * 1000, transport);
-        return new Result(transport, oneSidedReads, false, nodes, n, busyPollMicros, two, three, local, rtt,
+        return new Result(transport, oneSidedReads, false, false, nodes, n, busyPollMicros, two, three, local, rtt,
                 writeProtect, stages, free[0], held[0], holdMicros, free[1], held[1]);
     }
 
@@ -479,7 +500,8 @@ public final class FaultBenchmark {
         double[] free = pingPong(procs, 0, busyPollMicros * 1000, transport);
         progress.println("page ping-pong, hold " + holdMicros + " us (node processes)");
         double[] held = pingPong(procs, holdMicros * 1000, busyPollMicros * 1000, transport);
-        return new Result(transport, oneSidedReads, true, nodes, n, busyPollMicros, two, three, local, rtt, writeProtect,
+        return new Result(transport, oneSidedReads, true, procs.pinned(), nodes, n, busyPollMicros, two, three, local,
+                rtt, writeProtect,
                 stages, free[0], held[0], holdMicros, free[1], held[1]);
     }
 

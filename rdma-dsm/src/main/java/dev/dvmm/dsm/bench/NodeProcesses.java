@@ -48,7 +48,11 @@ final class NodeProcesses implements AutoCloseable {
     private final List<Thread> pumps = new ArrayList<>();
     private final PrintStream progress;
 
+    /** Whether node r runs confined to CPU r (see {@link #canPin}). */
+    private final boolean pinned;
+
     private NodeProcesses(int count, PrintStream progress) {
+        this.pinned = canPin(count);
         this.process = new Process[count];
         this.commands = new Writer[count];
         this.lastStderr = new AtomicReferenceArray<>(count);
@@ -72,9 +76,37 @@ final class NodeProcesses implements AutoCloseable {
         }
     }
 
+    /**
+     * Whether {@code count} node processes can each be confined to a CPU of its own (taskset, node r on CPU r): as on
+     * separate machines, a node's own threads then hand work to each other on one CPU, and never share it with
+     * another node's. Measured with 2 nodes here: remote read p50 23.5-25.5 us pinned against 25.8-30.0 unpinned,
+     * ratio 1.36-1.40 against 1.14-1.65 (3 alternating runs).
+     */
+    static boolean canPin(int count) {
+        return count <= Runtime.getRuntime().availableProcessors() && onPath("taskset");
+    }
+
+    boolean pinned() { return pinned; }
+
+    private static boolean onPath(String program) {
+        String path = System.getenv("PATH");
+        if (path != null) {
+            for (String dir : path.split(java.io.File.pathSeparator)) {
+                if (!dir.isEmpty() && java.nio.file.Files.isExecutable(java.nio.file.Path.of(dir, program))) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
     /** The command line of a node process: as the ./dvmm launcher (and LocalCluster's node processes) run a JVM. */
-    static List<String> commandLine(int rank) {
-        List<String> cmd = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"),
+    static List<String> commandLine(int rank, boolean pin) {
+        List<String> cmd = new ArrayList<>();
+        if (pin) {
+            cmd.addAll(List.of("taskset", "-c", Integer.toString(rank)));
+        }
+        cmd.addAll(List.of(ProcessHandle.current().info().command().orElse("java"),
                 "--enable-native-access=ALL-UNNAMED", "-XX:+UnlockDiagnosticVMOptions",
                 "-XX:GuaranteedSafepointInterval=0"));
         // This JVM's own -XX: flags too (the launcher's JIT choice in the lab, DVMM_JAVA_OPTS); not a flight
@@ -90,7 +122,7 @@ final class NodeProcesses implements AutoCloseable {
     }
 
     private void launch(int rank) throws IOException {
-        Process p = new ProcessBuilder(commandLine(rank)).start();
+        Process p = new ProcessBuilder(commandLine(rank, pinned)).start();
         process[rank] = p;
         commands[rank] = new OutputStreamWriter(p.getOutputStream(), StandardCharsets.UTF_8);
         BlockingQueue<String> queue = new LinkedBlockingQueue<>();
