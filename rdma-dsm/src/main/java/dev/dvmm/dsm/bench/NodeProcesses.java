@@ -83,22 +83,10 @@ final class NodeProcesses implements AutoCloseable {
      * ratio 1.36-1.40 against 1.14-1.65 (3 alternating runs).
      */
     static boolean canPin(int count) {
-        return count <= Runtime.getRuntime().availableProcessors() && onPath("taskset");
+        return count <= Runtime.getRuntime().availableProcessors() && TransportComparison.onPath("taskset");
     }
 
     boolean pinned() { return pinned; }
-
-    private static boolean onPath(String program) {
-        String path = System.getenv("PATH");
-        if (path != null) {
-            for (String dir : path.split(java.io.File.pathSeparator)) {
-                if (!dir.isEmpty() && java.nio.file.Files.isExecutable(java.nio.file.Path.of(dir, program))) {
-                    return true;
-                }
-            }
-        }
-        return false;
-    }
 
     /** The command line of a node process: as the ./dvmm launcher (and LocalCluster's node processes) run a JVM. */
     static List<String> commandLine(int rank, boolean pin) {

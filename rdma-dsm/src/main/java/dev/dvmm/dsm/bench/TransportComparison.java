@@ -566,7 +566,8 @@ public final class TransportComparison {
         }
     }
 
-    private static boolean onPath(String program) {
+    /** Whether {@code program} is an executable in a directory of $PATH. */
+    static boolean onPath(String program) {
         String path = System.getenv("PATH");
         if (path == null) {
             return false;
