@@ -205,7 +205,11 @@ public final class DsmNode implements AutoCloseable {
                 t.record(rank, FaultTrace.FAULT_LOCKED, 0, p);
             }
             try {
-                if (!wp && pages.freezesByUnmapping() && remapHeldPage(p)) {
+                if (!wp && pages.freezesByUnmapping() && PageState.holdsCopy(engine.localState(p))) {
+                    // Held but not mapped (the kernel dropped the mapping, e.g. to reclaim memory, or the fault
+                    // raced with an install); a write to a read-only copy then faults WP and goes to the engine.
+                    stats.remaps++; // before the remap wakes the faulting thread
+                    mapBackHeld(p);
                     return;
                 }
                 if (faultStart[p] == 0) {
@@ -367,23 +371,13 @@ public final class DsmNode implements AutoCloseable {
         return true;
     }
 
-    /**
-     * A fault on a page this node holds that is not write-protection: the page is in the memfd but not mapped (the
-     * kernel dropped the mapping, e.g. to reclaim memory, or a fault raced with an install). It is mapped back as the
-     * state says, read-only unless MODIFIED; a write to a read-only copy then faults WP and goes to the engine. Under
-     * the lock. False if this node holds no copy (the engine handles the fault).
-     */
-    private boolean remapHeldPage(int page) {
+    /** Maps a page this node holds back into the guest mapping as its state says, read-only unless MODIFIED. */
+    private void mapBackHeld(int page) {
         int state = engine.localState(page);
-        if (!PageState.holdsCopy(state)) {
-            return false;
-        }
-        stats.remaps++; // before the remap wakes the faulting thread
         if (!pages.remap(page, state == PageState.MODIFIED)) {
             throw new IllegalStateException("node " + rank + ": page " + page + " is " + PageState.name(state)
                     + " here but not in guest memory");
         }
-        return true;
     }
 
     /**
@@ -411,9 +405,8 @@ public final class DsmNode implements AutoCloseable {
             int page = frozen[i];
             int state = engine.localState(page);
             if (pages.freezesByUnmapping()) {
-                if (PageState.holdsCopy(state) && !pages.remap(page, state == PageState.MODIFIED)) {
-                    throw new IllegalStateException("node " + rank + ": page " + page + " is "
-                            + PageState.name(state) + " here but no longer in guest memory");
+                if (PageState.holdsCopy(state)) {
+                    mapBackHeld(page);
                 }
             } else if (state == PageState.MODIFIED) {
                 pages.upgrade(page);
