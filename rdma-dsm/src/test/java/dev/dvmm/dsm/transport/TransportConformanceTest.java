@@ -642,28 +642,8 @@ public abstract class TransportConformanceTest {
         // of incoming protocol messages takes that lock. Both nodes do both at once.
         int count = 2000;
         try (Cluster cluster = new Cluster(2)) {
-            AtomicReference<Throwable> failure = new AtomicReference<>();
-            Thread[] senders = new Thread[2];
-            for (int r = 0; r < 2; r++) {
-                final int me = r;
-                senders[r] = new Thread(() -> {
-                    OutboundMessage message = new OutboundMessage();
-                    try {
-                        for (int i = 0; i < count; i++) {
-                            synchronized (cluster.node(me).engineLock) {
-                                cluster.transport(me).send(1 - me, message.clear().type(TestNode.LOCKED).arg0(i));
-                            }
-                        }
-                    } catch (Throwable t) {
-                        failure.set(t);
-                    }
-                }, "locked-sender-" + r);
-                senders[r].start();
-            }
-            for (Thread sender : senders) {
-                join(sender);
-            }
-            assertEquals(null, failure.get());
+            assertEquals(List.of(), sendUnderEngineLocks(cluster, count, "locked-sender",
+                    (from, to, i, message) -> from.send(to, message.clear().type(TestNode.LOCKED).arg0(i))));
             for (int r = 0; r < 2; r++) {
                 TestNode node = cluster.node(r);
                 awaitTrue("node " + r + " handles every LOCKED message", () -> {
@@ -688,31 +668,10 @@ public abstract class TransportConformanceTest {
         try (Cluster cluster = new Cluster(2); Arena arena = Arena.ofShared()) {
             MemorySegment payload = arena.allocate(length);
             Patterns.fill(payload, 0, length, 11);
-            List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
-            Thread[] senders = new Thread[2];
-            for (int r = 0; r < 2; r++) {
-                final int me = r;
-                senders[r] = new Thread(() -> {
-                    OutboundMessage message = new OutboundMessage();
-                    try {
-                        for (int i = 0; i < count; i++) {
-                            synchronized (cluster.node(me).engineLock) {
-                                cluster.transport(me).send(1 - me, message.clear().type(TestNode.LOCKED));
-                                cluster.transport(me).send(1 - me, message.clear().type(TestNode.SEQUENCED).arg0(i)
-                                        .arg1(11).payload(payload, 0, length));
-                            }
-                        }
-                    } catch (Throwable t) {
-                        failures.add(t);
-                    }
-                }, "page-sender-" + r);
-                senders[r].start();
-            }
-            for (Thread sender : senders) {
-                sender.join(TimeUnit.SECONDS.toMillis(20));
-                assertFalse(sender.isAlive(), sender.getName() + " is stuck waiting for send space");
-            }
-            assertEquals(List.of(), failures);
+            assertEquals(List.of(), sendUnderEngineLocks(cluster, count, "page-sender", (from, to, i, message) -> {
+                from.send(to, message.clear().type(TestNode.LOCKED));
+                from.send(to, message.clear().type(TestNode.SEQUENCED).arg0(i).arg1(11).payload(payload, 0, length));
+            }));
             for (int r = 0; r < 2; r++) {
                 TestNode node = cluster.node(r);
                 awaitTrue("node " + r + " handles every message",
@@ -724,6 +683,43 @@ public abstract class TransportConformanceTest {
                 assertEquals(0, node.payloadMismatches.get());
             }
         }
+    }
+
+    /** One send step of {@link #sendUnderEngineLocks}: message {@code i} from a node to the other. */
+    @FunctionalInterface
+    interface LockedSend {
+        void send(Transport from, int to, int i, OutboundMessage message) throws Exception;
+    }
+
+    /**
+     * On both nodes at once, a thread makes {@code count} calls of {@code body}, each while holding its node's engine
+     * lock (the lock that node's message handlers take), as the DSM's fault thread does. Waits for both threads (each
+     * must finish) and returns what they threw.
+     */
+    static List<Throwable> sendUnderEngineLocks(Cluster cluster, int count, String name, LockedSend body)
+            throws InterruptedException {
+        List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+        Thread[] senders = new Thread[2];
+        for (int r = 0; r < 2; r++) {
+            final int me = r;
+            senders[r] = new Thread(() -> {
+                OutboundMessage message = new OutboundMessage();
+                try {
+                    for (int i = 0; i < count; i++) {
+                        synchronized (cluster.node(me).engineLock) {
+                            body.send(cluster.transport(me), 1 - me, i, message);
+                        }
+                    }
+                } catch (Throwable t) {
+                    failures.add(t);
+                }
+            }, name + "-" + r);
+            senders[r].start();
+        }
+        for (Thread sender : senders) {
+            join(sender);
+        }
+        return failures;
     }
 
     /**
