@@ -132,6 +132,7 @@ final class FaultStages {
             case FaultTrace.INSTALLED -> role + " installed";
             case FaultTrace.PROTECTED -> role + (trace.detail(i) == 2 ? " unmapped" : " write-protected");
             case FaultTrace.PUNCHED -> role + " punched";
+            case FaultTrace.COPIED -> role + " copied page";
             case FaultTrace.HANDLED -> role + " handled " + MessageType.name(trace.detail(i));
             case FaultTrace.RESOLVED -> role + " woke faulter";
             case FaultTrace.READ_STARTED -> role + " started one-sided read";

@@ -30,6 +30,9 @@ public final class DsmPages implements AutoCloseable {
     private final Userfaultfd uffd;
     private final int memfd;
     private final MemorySegment guest;
+    // The page copyOutMapped is reading and how many it started: read by other threads to unblock a faulted copy.
+    private volatile long copyingPage = -1;
+    private volatile long copySequence;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment copy = arena.allocate(UffdioCopy.LAYOUT);
     private final MemorySegment zero = arena.allocate(UffdioZeropage.LAYOUT);
@@ -208,27 +211,41 @@ public final class DsmPages implements AutoCloseable {
      * Returns false if the memfd holds no such page. Only with MINOR faults registered.
      */
     public boolean remap(long page, boolean writable) {
-        long off = check(page);
+        check(page);
         if (!minorFaults) {
             throw new IllegalStateException("remap needs MINOR faults, which this guest mapping is not registered for");
         }
-        UffdioContinue.rangeStart(cont, guest.address() + off);
+        int r = mapFromMemfd(cont, range, page, writable);
+        if (r == 0) {
+            eexist++;
+        }
+        return r >= 0;
+    }
+
+    /**
+     * UFFDIO_CONTINUE of one page with the given argument structs: 1 if mapped, 0 if it was mapped already (its
+     * faulters are woken), -1 if the memfd holds no such page.
+     */
+    private int mapFromMemfd(MemorySegment cont, MemorySegment wakeRange, long page, boolean writable) {
+        long addr = guest.address() + page * PAGE_SIZE;
+        UffdioContinue.rangeStart(cont, addr);
         UffdioContinue.rangeLen(cont, PAGE_SIZE);
         UffdioContinue.mode(cont, writable ? 0 : UFFDIO_CONTINUE_MODE_WP);
         UffdioContinue.mapped(cont, 0);
         int r = Posix.current().ioctl(uffd.fd(), UffdIoctls.UFFDIO_CONTINUE, cont);
         if (r == -PosixConstants.EEXIST) {
-            eexist++;
-            wake(page);
-            return true;
+            UffdioRange.start(wakeRange, addr);
+            UffdioRange.len(wakeRange, PAGE_SIZE);
+            Posix.current().ioctl(uffd.fd(), UffdIoctls.UFFDIO_WAKE, wakeRange);
+            return 0;
         }
         if (r == -PosixConstants.EFAULT) {
-            return false;
+            return -1;
         }
         if (r < 0) {
             throw new FaultServiceException("UFFDIO_CONTINUE of page " + page + " failed: " + Posix.strerror(-r));
         }
-        return true;
+        return 1;
     }
 
     /** Drops the page from this node: the memfd range is punched, the next guest access faults MISSING. */
@@ -263,6 +280,52 @@ public final class DsmPages implements AutoCloseable {
         if (n != PAGE_SIZE) {
             throw new FaultServiceException("reading page " + page + " from guest memory failed: "
                     + (n < 0 ? Posix.strerror((int) -n) : "short read of " + n + " bytes"));
+        }
+    }
+
+    /**
+     * Copies a page this node holds and has mapped read-only out through the guest mapping, into the first 4 KiB of
+     * {@code dst}: a memcpy instead of pread's system call (0.8 against 1.7 us per page in bench fault's trace). The
+     * caller guarantees that no thread can write the page meanwhile (it is write-protected) and that the memfd holds
+     * it. Should the mapping be gone after all (the kernel reclaimed it), the copy faults into this very uffd and
+     * blocks until another thread calls {@link #rescueCopy} for {@link #copyingPage()}; the copy is a native call, so a
+     * blocked copier does not stop the JVM's safepoints. Pages that may be unmapped on purpose (frozen) go through
+     * {@link #copyOut}.
+     */
+    public void copyOutMapped(long page, MemorySegment dst) {
+        long off = check(page);
+        if (dst.byteSize() < PAGE_SIZE || !dst.isNative()) {
+            throw new FaultServiceException("copy-out destination is not 4 KiB of native memory");
+        }
+        copySequence++;
+        copyingPage = page;
+        try {
+            Posix.copyNative(guest, off, dst, 0, PAGE_SIZE);
+        } finally {
+            copyingPage = -1;
+        }
+    }
+
+    /** The page a {@link #copyOutMapped} is copying right now, or -1. */
+    public long copyingPage() { return copyingPage; }
+
+    /** Counts {@link #copyOutMapped} calls: a copy still running with the same count a while later is stuck. */
+    public long copySequence() { return copySequence; }
+
+    /**
+     * Unblocks a {@link #copyOutMapped} of {@code page} that faulted: maps the page read-only from the memfd (or, if
+     * it is mapped already, wakes its faulters). Any thread, concurrently with the copier. Read-only is safe whatever
+     * the page's state: a held page's data may be read, and a write then faults WP into the protocol. Returns false if
+     * the memfd no longer holds the page (the copy finished and the page was dropped since). Needs MINOR faults; without
+     * them the kernel maps a memfd page itself and the copy cannot block.
+     */
+    public boolean rescueCopy(long page) {
+        check(page);
+        if (!minorFaults) {
+            return false;
+        }
+        try (Arena a = Arena.ofConfined()) {
+            return mapFromMemfd(a.allocate(UffdioContinue.LAYOUT), a.allocate(UffdioRange.LAYOUT), page, false) >= 0;
         }
     }
 

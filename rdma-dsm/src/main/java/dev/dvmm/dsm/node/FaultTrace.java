@@ -39,6 +39,8 @@ public final class FaultTrace {
     public static final int READ_DONE = 13;
     /** A one-sided read of the page was started. */
     public static final int READ_STARTED = 14;
+    /** A page's contents were copied out of guest memory for a message that carries them. */
+    public static final int COPIED = 15;
 
     private final long[] time;
     private final long[] info;

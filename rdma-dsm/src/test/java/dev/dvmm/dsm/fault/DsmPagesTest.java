@@ -214,6 +214,41 @@ class DsmPagesTest {
     }
 
     @Test
+    void aCopyThroughTheMappingThatFaultsWaitsUntilAnotherThreadMapsThePageBack() {
+        assertTimeoutPreemptively(java.time.Duration.ofSeconds(30), () -> {
+            org.junit.jupiter.api.Assumptions.assumeTrue(pages.freezesByUnmapping(),
+                    "this kernel has no MINOR faults with write-protected map-back (Linux 6.5): a memfd page that is"
+                    + " not mapped is mapped by the kernel, and such a copy cannot block");
+            // A uffd nobody reads: only rescueCopy can serve a fault on it.
+            Userfaultfd second = DsmPages.registerGuestMapping(guest2());
+            try (second; DsmPages p2 = new DsmPages(second, memfd2, guest2)) {
+                source.set(ValueLayout.JAVA_LONG, 64, 0xC0FFEEL);
+                p2.install(3, source, false);
+                MemorySegment out = arena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
+                long before = p2.copySequence();
+                p2.copyOutMapped(3, out);
+                assertEquals(0xC0FFEEL, out.get(ValueLayout.JAVA_LONG, 64), "a mapped page copies at once");
+                assertEquals(before + 1, p2.copySequence());
+                assertEquals(-1, p2.copyingPage());
+                p2.freeze(3); // unmapped, still in the memfd
+                MemorySegment out2 = arena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
+                Thread copier = Thread.ofPlatform().daemon(true).start(() -> p2.copyOutMapped(3, out2));
+                copier.join(300);
+                assertTrue(copier.isAlive(), "the copy of an unmapped page waits for its fault to be served");
+                assertEquals(3, p2.copyingPage());
+                assertTrue(p2.rescueCopy(3));
+                copier.join(10_000);
+                assertTrue(!copier.isAlive(), "the copier resumed after the rescue");
+                assertEquals(0xC0FFEEL, out2.get(ValueLayout.JAVA_LONG, 64));
+                assertEquals(-1, p2.copyingPage());
+                assertTrue(p2.rescueCopy(3), "a mapped page: the rescue only wakes");
+                p2.invalidate(3);
+                assertTrue(!p2.rescueCopy(3), "a dropped page is not mapped back");
+            }
+        });
+    }
+
+    @Test
     void anotherThreadCanTakeFaultsOffTheUffdWithoutBlocking() {
         assertTimeoutPreemptively(java.time.Duration.ofSeconds(30), () -> {
             // A second reader whose thread never runs: only pollNow on this thread reads its uffd.

@@ -98,6 +98,68 @@ class DsmNodePairTest {
     }
 
     @Test
+    void anOwnerWhoseMappingTheKernelDroppedStillServesAReadWithItsData() {
+        assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
+            org.junit.jupiter.api.Assumptions.assumeTrue(nodes[0].freezesByUnmapping(),
+                    "this kernel has no MINOR faults with write-protected map-back (Linux 6.5)");
+            long at = 13 * 4096 + 16;
+            long[] seen = new long[3];
+            onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[0], at, 41L));
+            // Node 0 owns the page, written. Drop its mapping as reclaim would: the copy of the page's data it makes
+            // for node 1's read (through that mapping) faults on node 0's own uffd, and its fault reader maps the
+            // page back without the lock the copy holds.
+            assertEquals(0, unmapFromGuest(0, 13));
+            onThread(() -> seen[0] = dev.dvmm.dsm.NativeAccess.get(guest[1], at));
+            assertEquals(41L, seen[0], "node 1 reads node 0's data");
+            assertEquals(1, nodes[0].stats().copyRescues());
+            onThread(() -> seen[1] = dev.dvmm.dsm.NativeAccess.get(guest[0], at));
+            assertEquals(41L, seen[1]);
+            // Mapped back read-only: node 0's next write goes through the protocol, so node 1 sees it.
+            onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[0], at, 43L));
+            onThread(() -> seen[2] = dev.dvmm.dsm.NativeAccess.get(guest[1], at));
+            assertEquals(43L, seen[2], "node 1 reads node 0's later write, not its stale copy");
+        });
+    }
+
+    @Test
+    void aCopyThatFaultsWhileTheFaultReaderWaitsForTheLockIsRescuedByTheCopyWatch() {
+        assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
+            org.junit.jupiter.api.Assumptions.assumeTrue(nodes[0].freezesByUnmapping(),
+                    "this kernel has no MINOR faults with write-protected map-back (Linux 6.5)");
+            onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[0], 9 * 4096, 1L));
+            onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[0], 11 * 4096 + 8, 77L));
+            assertEquals(0, unmapFromGuest(0, 9));
+            assertEquals(0, unmapFromGuest(0, 11));
+            MemorySegment out = java.lang.foreign.Arena.ofAuto().allocate(4096, 4096);
+            long[] seen = new long[1];
+            Thread[] toucher = new Thread[1];
+            nodes[0].underLockForTest(() -> {
+                // A fault the fault reader takes and then waits for this lock with; the copy's own fault after it is
+                // read by no one, and only the copy watch (which never takes the lock) can end it.
+                toucher[0] = Thread.ofPlatform().daemon(true)
+                        .start(() -> seen[0] = dev.dvmm.dsm.NativeAccess.get(guest[0], 9 * 4096));
+                try {
+                    Thread.sleep(200);
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                }
+                nodes[0].pagesForTest().copyOutMapped(11, out);
+            });
+            assertEquals(77L, out.get(java.lang.foreign.ValueLayout.JAVA_LONG, 8));
+            toucher[0].join(10_000);
+            assertTrue(!toucher[0].isAlive(), "the other faulting thread resumed");
+            assertEquals(1L, seen[0]);
+            assertEquals(1, nodes[0].stats().copyRescues());
+        });
+    }
+
+    /** Drops node {@code r}'s mapping of one page as reclaim would (the memfd keeps the data); the madvise result. */
+    private int unmapFromGuest(int r, int page) {
+        return dev.dvmm.bindings.Posix.current().madvise(guest[r].address() + page * 4096L, 4096,
+                dev.dvmm.bindings.abi.PosixConstants.MADV_DONTNEED);
+    }
+
+    @Test
     void manyPagesWrittenConcurrentlyByBothNodesEndCoherent() {
         assertTimeoutPreemptively(Duration.ofSeconds(120), () -> {
             // Each node's thread increments one word in every page, 20 rounds, under no lock: but
