@@ -98,6 +98,10 @@ final class BenchCommand implements Callable<Integer> {
                 + "(the default when every node can have a CPU of its own)")
         boolean nodeProcesses;
 
+        @Option(names = "--rounds", defaultValue = "3", description = "rounds of faults, each followed by both "
+                + "baselines; the ratio is the median of the rounds' own ratios (default: ${DEFAULT-VALUE})")
+        int rounds;
+
         @Option(names = "--in-process", description = "run all nodes in this process instead (the default when there "
                 + "are more nodes than CPUs); every write-protect or punch of a page then also interrupts the CPUs "
                 + "running the other nodes' threads (a TLB shootdown), which separate machines do not pay")
@@ -121,6 +125,9 @@ final class BenchCommand implements Callable<Integer> {
             if (holdMicros < 0 || busyPollMicros < 0) {
                 throw new UserError("--hold-us and --busy-poll-us must not be negative");
             }
+            if (rounds < 1 || rounds > 20) {
+                throw new UserError("--rounds must be 1..20, not " + rounds);
+            }
             if (nodeProcesses && inProcess) {
                 throw new UserError("--node-processes and --in-process exclude each other");
             }
@@ -128,7 +135,7 @@ final class BenchCommand implements Callable<Integer> {
                     || !inProcess && dev.dvmm.dsm.bench.FaultBenchmark.nodeProcessesByDefault(nodes);
             PrintWriter out = spec.commandLine().getOut();
             dev.dvmm.dsm.bench.FaultBenchmark.Result r = dev.dvmm.dsm.bench.FaultBenchmark.run(nodes, pages, holdMicros,
-                    busyPollMicros, transport, oneSidedReads, processes, System.err);
+                    busyPollMicros, transport, oneSidedReads, processes, rounds, System.err);
             return report(out, r.toTable(), r.toJson(), json);
         }
     }

@@ -53,19 +53,36 @@ public final class FaultBenchmark {
                          int pages, long busyPollMicros,
                          Histogram[] twoParty, Histogram[] threeParty,
                          Histogram localUffd, Histogram rtt, Histogram writeProtect, String[][] stages, double pingPongPagesPerSec,
-                         double pingPongHeldPagesPerSec, long holdMicros, double incrementsPerSec, double incrementsHeldPerSec) {
+                         double pingPongHeldPagesPerSec, long holdMicros, double incrementsPerSec, double incrementsHeldPerSec,
+                         double[] roundRatios, double[] roundRatiosThreeParty) {
         private static double us(Histogram h, double p) {
             return h.getTotalCount() == 0 ? 0 : h.getValueAtPercentile(p) / 1e3;
         }
 
-        /** Remote read p50 over (local uffd p50 + RTT p50): the cost of the DSM beyond its two unavoidable parts. */
+        /**
+         * Remote read p50 over (local uffd p50 + RTT p50), the cost of the DSM beyond its two unavoidable parts: the
+         * median of the rounds' own ratios, each over baselines measured right after that round's faults.
+         */
         public double ratio() {
-            return us(twoParty[READ], 50) / (us(localUffd, 50) + us(rtt, 50));
+            return TransportComparison.median(roundRatios);
         }
 
         /** The same for 3-party reads, whose floor is 1.5 round trips. */
         public double ratioThreeParty() {
-            return us(threeParty[READ], 50) / (us(localUffd, 50) + 1.5 * us(rtt, 50));
+            return TransportComparison.median(roundRatiosThreeParty);
+        }
+
+        /** Rounds of faults and baselines measured. */
+        public int rounds() {
+            return roundRatios.length;
+        }
+
+        private static String list(double[] values) {
+            StringBuilder b = new StringBuilder();
+            for (double v : values) {
+                b.append(b.isEmpty() ? "" : ", ").append(String.format(Locale.ROOT, "%.3f", v));
+            }
+            return b.toString();
         }
 
         private static String pair(Histogram h) {
@@ -97,10 +114,13 @@ public final class FaultBenchmark {
             // Which measurements crossed process boundaries: the local baselines never do.
             s.append(String.format(Locale.ROOT, "  \"rtt_4k_between_processes\": %b,%n", nodeProcesses));
             s.append("  \"host_write_protect_us\": ").append(pair(writeProtect)).append(",\n");
+            s.append(String.format(Locale.ROOT, "  \"rounds\": %d,%n", rounds()));
             s.append(String.format(Locale.ROOT, "  \"ratio_remote_read_p50_over_local_plus_rtt\": %.3f,%n", ratio()));
+            s.append("  \"ratio_rounds\": [").append(list(roundRatios)).append("],\n");
             if (nodes > 2) {
                 s.append(String.format(Locale.ROOT,
                         "  \"ratio_remote_read_3party_p50_over_local_plus_1_5_rtt\": %.3f,%n", ratioThreeParty()));
+                s.append("  \"ratio_3party_rounds\": [").append(list(roundRatiosThreeParty)).append("],\n");
             }
             s.append("  \"target_ratio\": 1.3,\n");
             s.append("  \"stages_us\": {");
@@ -143,8 +163,9 @@ public final class FaultBenchmark {
             StringBuilder s = new StringBuilder();
             s.append(String.format(Locale.ROOT, "%-40s %10s %10s%n", "DSM fault cost (" + nodes + " nodes, " + transport
                     + (oneSidedReads ? ", one-sided reads" : "") + (busyPollMicros > 0 ? ", busy-poll " + busyPollMicros + " us" : "")
-                    + (nodeProcesses ? (pinnedCpus ? ", one process per node, each on a CPU of its own)"
-                    : ", one process per node)") : ", all nodes in one process)"),
+                    + (nodeProcesses ? (pinnedCpus ? ", one process per node, each on a CPU of its own"
+                    : ", one process per node") : ", all nodes in one process")
+                    + (rounds() > 1 ? ", " + rounds() + " rounds)" : ")"),
                     "p50 us", "p99 us"));
             for (int party = 0; party < (nodes > 2 ? 2 : 1); party++) {
                 Histogram[] h = party == 0 ? twoParty : threeParty;
@@ -158,11 +179,12 @@ public final class FaultBenchmark {
             row(s, "local uffd fault (baseline)", localUffd);
             row(s, nodeProcesses ? "4 KiB round trip, 2 processes (baseline)" : "4 KiB round trip (baseline)", rtt);
             row(s, "write-protect a written page (host)", writeProtect);
-            s.append(String.format(Locale.ROOT, "%-40s %10.3f (target 1.3)%n", "remote read / (local + rtt), p50",
-                    ratio()));
+            String ofRounds = rounds() > 1 ? " (median of " + rounds() + " rounds: " : " (";
+            s.append(String.format(Locale.ROOT, "%-40s %10.3f%s%s; target 1.3)%n", "remote read / (local + rtt), p50",
+                    ratio(), ofRounds, rounds() > 1 ? list(roundRatios) : "1 round"));
             if (nodes > 2) {
-                s.append(String.format(Locale.ROOT, "%-40s %10.3f%n", "3-party read / (local + 1.5 rtt), p50",
-                        ratioThreeParty()));
+                s.append(String.format(Locale.ROOT, "%-40s %10.3f%s%s)%n", "3-party read / (local + 1.5 rtt), p50",
+                        ratioThreeParty(), ofRounds, rounds() > 1 ? list(roundRatiosThreeParty) : "1 round"));
             }
             s.append(String.format(Locale.ROOT, "%-40s %10.0f pages/s (%.0f stores/s)%n%-40s %10.0f pages/s "
                     + "(%.0f stores/s)%n", "ping-pong, hold 0" + processes(), pingPongPagesPerSec, incrementsPerSec,
@@ -172,7 +194,7 @@ public final class FaultBenchmark {
                     String[] lines = stages[party * KIND.length + k];
                     if (lines != null) {
                         s.append("stages of remote ").append(KIND[k]).append(party == 0 ? "" : ", 3-party")
-                                .append(" (median us):\n");
+                                .append(rounds() > 1 ? " (median us, last round):\n" : " (median us):\n");
                         for (String line : lines) {
                             s.append("  ").append(line).append('\n');
                         }
@@ -353,6 +375,13 @@ public final class FaultBenchmark {
         return run(nodes, pages, holdMicros, busyPollMicros, transport, oneSidedReads, false, progress);
     }
 
+    /** As below, one round. */
+    public static Result run(int nodes, int pages, long holdMicros, long busyPollMicros, String transport,
+                             boolean oneSidedReads, boolean nodeProcesses, java.io.PrintStream progress)
+            throws Exception {
+        return run(nodes, pages, holdMicros, busyPollMicros, transport, oneSidedReads, nodeProcesses, 1, progress);
+    }
+
     /**
      * As above over loopback {@code transport}: "tcp" or "ucx" (the round-trip baseline uses the same); with
      * {@code oneSidedReads} (ucx only) reads of clean pages whose home holds no copy are one-sided. With
@@ -361,10 +390,13 @@ public final class FaultBenchmark {
      * process 0; otherwise all run in this process, where
      * every write-protect or punch of a page also flushes the TLBs of the CPUs that run the other nodes' threads.
      * Pages 1..n are measured, after a warm-up of the same passes over pages n+1..2n (not timed, not traced), so that
-     * each process's JIT has compiled its fault path before the first measured fault.
+     * each process's JIT has compiled its fault path before the first measured fault. Each of {@code rounds} rounds
+     * measures the faults on fresh nodes and then both baselines; the ratio is the median of the rounds' own ratios
+     * (a host whose speed drifts between the faults and the baselines skews one round, not the result), the
+     * histograms are merged over the rounds, and the stages come from the last round.
      */
     public static Result run(int nodes, int pages, long holdMicros, long busyPollMicros, String transport,
-                             boolean oneSidedReads, boolean nodeProcesses, java.io.PrintStream progress)
+                             boolean oneSidedReads, boolean nodeProcesses, int rounds, java.io.PrintStream progress)
             throws Exception {
         if (nodes != 2 && nodes != 4) {
             throw new IllegalArgumentException("the fault benchmark runs 2 or 4 nodes, not " + nodes);
@@ -372,19 +404,101 @@ public final class FaultBenchmark {
         if (!transport.equals("tcp") && !transport.equals("ucx")) {
             throw new IllegalArgumentException("unknown transport '" + transport + "': use tcp or ucx");
         }
+        if (rounds < 1) {
+            throw new IllegalArgumentException("the fault benchmark needs at least 1 round, not " + rounds);
+        }
         int n = measuredPages(nodes, pages);
         progress.println("remote faults over " + n + " pages (" + nodes + " nodes, " + transport + " loopback, "
                 + (nodeProcesses ? "one process per node" + (NodeProcesses.canPin(nodes) ? ", each on a CPU of its own"
-                : "") : "all nodes in this process") + ")");
+                : "") : "all nodes in this process") + ")" + (rounds > 1 ? ", " + rounds + " rounds" : ""));
+        List<Round> done = new ArrayList<>();
         if (nodeProcesses) {
             try (NodeProcesses procs = NodeProcesses.start(nodes, progress)) {
-                return inProcesses(procs, nodes, n, holdMicros, busyPollMicros, transport, oneSidedReads, progress);
+                // The trace timestamps of all processes are merged on one time line: System.nanoTime() is
+                // clock_gettime(CLOCK_MONOTONIC) in HotSpot on Linux (os_posix.cpp, javaTimeNanos, JDK 25 too), one
+                // clock for every process of a host. Checked here, cheaply, on each node process.
+                for (int r = 0; r < nodes; r++) {
+                    procs.checkClock(r);
+                }
+                for (int i = 1; i <= rounds; i++) {
+                    done.add(processRound(procs, nodes, n, busyPollMicros, transport, oneSidedReads,
+                            progress, roundTag(i, rounds)));
+                }
+                progress.println("page ping-pong, hold 0 (node processes)");
+                double[] free = pingPong(procs, 0, busyPollMicros * 1000, transport);
+                progress.println("page ping-pong, hold " + holdMicros + " us (node processes)");
+                double[] held = pingPong(procs, holdMicros * 1000, busyPollMicros * 1000, transport);
+                return combine(done, transport, oneSidedReads, true, procs.pinned(), nodes, n, busyPollMicros, free,
+                        held, holdMicros);
             }
         }
+        for (int i = 1; i <= rounds; i++) {
+            done.add(inProcessRound(nodes, n, busyPollMicros, transport, oneSidedReads, progress,
+                    roundTag(i, rounds)));
+        }
+        progress.println("page ping-pong, hold 0");
+        double[] free = pingPong(0, busyPollMicros * 1000, transport);
+        progress.println("page ping-pong, hold " + holdMicros + " us");
+        double[] held = pingPong(holdMicros * 1000, busyPollMicros * 1000, transport);
+        return combine(done, transport, oneSidedReads, false, false, nodes, n, busyPollMicros, free, held, holdMicros);
+    }
+
+    /** What one round measures: the faults (with their trace), then both baselines right after them. */
+    private record Round(Histogram[] two, Histogram[] three, FaultTrace trace, Histogram local, Histogram writeProtect,
+                         Histogram rtt) {
+        double ratio() {
+            return p50(two[READ]) / (p50(local) + p50(rtt));
+        }
+
+        double ratioThreeParty() {
+            return p50(three[READ]) / (p50(local) + 1.5 * p50(rtt));
+        }
+
+        private static double p50(Histogram h) {
+            return h.getTotalCount() == 0 ? 0 : h.getValueAtPercentile(50) / 1e3;
+        }
+    }
+
+    private static String roundTag(int i, int rounds) {
+        return rounds > 1 ? "round " + i + " of " + rounds + ": " : "";
+    }
+
+    /** The rounds merged: histograms added up, a ratio per round, the stages of the last round. */
+    private static Result combine(List<Round> rounds, String transport, boolean oneSidedReads, boolean nodeProcesses,
+                                  boolean pinned, int nodes, int n, long busyPollMicros, double[] free, double[] held,
+                                  long holdMicros) {
+        Histogram[] two = {histogram(), histogram(), histogram(), histogram()};
+        Histogram[] three = {histogram(), histogram(), histogram(), histogram()};
+        Histogram local = histogram();
+        Histogram writeProtect = histogram();
+        Histogram rtt = histogram();
+        double[] ratios = new double[rounds.size()];
+        double[] ratios3 = new double[rounds.size()];
+        for (int i = 0; i < rounds.size(); i++) {
+            Round r = rounds.get(i);
+            for (int k = 0; k < KIND.length; k++) {
+                two[k].add(r.two()[k]);
+                three[k].add(r.three()[k]);
+            }
+            local.add(r.local());
+            writeProtect.add(r.writeProtect());
+            rtt.add(r.rtt());
+            ratios[i] = r.ratio();
+            ratios3[i] = r.ratioThreeParty();
+        }
+        String[][] stages = stages(rounds.get(rounds.size() - 1).trace(), nodes);
+        return new Result(transport, oneSidedReads, nodeProcesses, pinned, nodes, n, busyPollMicros, two, three, local,
+                rtt, writeProtect, stages, free[0], held[0], holdMicros, free[1], held[1], ratios, ratios3);
+    }
+
+    /** One round with all nodes in this process. */
+    private static Round inProcessRound(int nodes, int n, long busyPollMicros, String transport, boolean oneSidedReads,
+                                        java.io.PrintStream progress, String tag) throws Exception {
         Histogram[] two = {histogram(), histogram(), histogram(), histogram()};
         Histogram[] three = {histogram(), histogram(), histogram(), histogram()};
         FaultTrace trace = new FaultTrace(traceCapacity(n));
         ProtocolConfig config = new ProtocolConfig(nodes, 2 * n + 1, 1, 0, 1 << 14).withOneSidedReads(oneSidedReads);
+        progress.println(tag + "remote faults");
         try (LocalDsmCluster c = new LocalDsmCluster(config, trace, busyPollMicros * 1000, transport)) {
             MemorySegment[] guest = new MemorySegment[nodes];
             for (int r = 0; r < nodes; r++) {
@@ -411,18 +525,12 @@ public final class FaultBenchmark {
                 throw new IllegalStateException("DSM failed during the benchmark: " + c.failure());
             }
         }
-        String[][] stages = stages(trace, nodes);
-        progress.println("local userfaultfd baseline");
+        progress.println(tag + "local userfaultfd baseline");
         Histogram writeProtect = histogram();
         Histogram local = localBaselines(n, writeProtect);
-        progress.println("4 KiB round trip baseline");
+        progress.println(tag + "4 KiB round trip baseline");
         Histogram rtt = roundTrip(Math.max(n, 5000), transport);
-        progress.println("page ping-pong, hold 0");
-        double[] free = pingPong(0, busyPollMicros * 1000, transport);
-        progress.println("page ping-pong, hold " + holdMicros + " us");
-        double[] held = pingPong(holdMicros * 1000, busyPollMicros * 1000, transport);
-        return new Result(transport, oneSidedReads, false, false, nodes, n, busyPollMicros, two, three, local, rtt,
-                writeProtect, stages, free[0], held[0], holdMicros, free[1], held[1]);
+        return new Round(two, three, trace, local, writeProtect, rtt);
     }
 
     private static String[][] stages(FaultTrace trace, int nodes) {
@@ -436,20 +544,14 @@ public final class FaultBenchmark {
     }
 
     /**
-     * The run with one process per node. The passes go to the nodes one at a time (node by node within a pass), so
+     * One round with one process per node. The passes go to the nodes one at a time (node by node within a pass), so
      * as in one process there is one access at a time in the cluster. Each node times its own accesses and records its
      * own trace; the histograms and traces come back at the end and are merged. The local baselines run in node
      * process 0, in the same kind of process as the faults they are compared with.
      */
-    private static Result inProcesses(NodeProcesses procs, int nodes, int n, long holdMicros, long busyPollMicros,
-                                      String transport, boolean oneSidedReads, java.io.PrintStream progress)
-            throws Exception {
-        // The trace timestamps of all processes are merged on one time line: System.nanoTime() is
-        // clock_gettime(CLOCK_MONOTONIC) in HotSpot on Linux (os_posix.cpp, javaTimeNanos, JDK 25 too), one clock for
-        // every process of a host. Checked here, cheaply, on each node process.
-        for (int r = 0; r < nodes; r++) {
-            procs.checkClock(r);
-        }
+    private static Round processRound(NodeProcesses procs, int nodes, int n, long busyPollMicros, String transport,
+                                      boolean oneSidedReads, java.io.PrintStream progress, String tag) {
+        progress.println(tag + "remote faults (node processes)");
         List<Pass> passes = passes(nodes);
         String[] endpoints = procs.all(nodes, "dsm " + nodes + " " + (2 * n + 1) + " 0 " + busyPollMicros * 1000 + " "
                 + transport + " " + oneSidedReads + " " + traceCapacity(n));
@@ -481,9 +583,8 @@ public final class FaultBenchmark {
         }
         procs.all(nodes, "close");
         FaultTrace trace = mergedByTime(events, total);
-        String[][] stages = stages(trace, nodes);
         // In a node process like the faults it is compared with, not in the driver (which has run no fault path).
-        progress.println("local userfaultfd baseline (in node process 0)");
+        progress.println(tag + "local userfaultfd baseline (in node process 0)");
         String[] baselines = procs.call(0, "local " + n).split(" ", -1);
         if (baselines.length != 3) {
             throw new BenchmarkException("node process 0 answered the local baseline with " + baselines.length
@@ -491,18 +592,12 @@ public final class FaultBenchmark {
         }
         Histogram local = NodeProcesses.decodeHistogram(baselines[1]);
         Histogram writeProtect = NodeProcesses.decodeHistogram(baselines[2]);
-        progress.println("4 KiB round trip baseline (between two node processes)");
+        progress.println(tag + "4 KiB round trip baseline (between two node processes)");
         String[] echo = procs.all(2, "echo " + transport);
         procs.all(2, "connect " + NodeProcesses.endpointList(echo, "endpoint "));
         Histogram rtt = NodeProcesses.decodeHistogram(procs.call(0, "rtt " + Math.max(n, 5000)).substring("histogram ".length()));
         procs.all(2, "close");
-        progress.println("page ping-pong, hold 0 (node processes)");
-        double[] free = pingPong(procs, 0, busyPollMicros * 1000, transport);
-        progress.println("page ping-pong, hold " + holdMicros + " us (node processes)");
-        double[] held = pingPong(procs, holdMicros * 1000, busyPollMicros * 1000, transport);
-        return new Result(transport, oneSidedReads, true, procs.pinned(), nodes, n, busyPollMicros, two, three, local,
-                rtt, writeProtect,
-                stages, free[0], held[0], holdMicros, free[1], held[1]);
+        return new Round(two, three, trace, local, writeProtect, rtt);
     }
 
     /** One trace of the events of all processes ({time, packed} pairs each), in time order as one process records. */

@@ -47,6 +47,26 @@ class FaultBenchmarkTest {
     }
 
     @Test
+    void roundsEachHaveTheirOwnRatioAndTheMedianIsReported() throws Exception {
+        UffdAvailable.assume();
+        ByteArrayOutputStream progress = new ByteArrayOutputStream();
+        FaultBenchmark.Result r = FaultBenchmark.run(2, 100, 50, 0, "tcp", false, false, 3,
+                new PrintStream(progress, true, StandardCharsets.UTF_8));
+        assertEquals(3, r.rounds());
+        double[] sorted = r.roundRatios().clone();
+        java.util.Arrays.sort(sorted);
+        assertTrue(sorted[0] > 0, java.util.Arrays.toString(sorted));
+        assertEquals(sorted[1], r.ratio(), 1e-12);
+        // Every round measured its own faults: the merged histograms hold all three.
+        assertEquals(3 * r.pages(), r.twoParty()[FaultBenchmark.READ].getTotalCount());
+        String json = r.toJson();
+        assertTrue(json.contains("\"rounds\": 3") && json.contains("\"ratio_rounds\": ["), json);
+        assertTrue(r.toTable().contains("median of 3 rounds"), r.toTable());
+        assertTrue(progress.toString(StandardCharsets.UTF_8).contains("round 3 of 3: local userfaultfd baseline"),
+                progress.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
     void aNodeProcessThatDiesIsReportedWithItsRankAndLastStderrLine() throws Exception {
         ByteArrayOutputStream progress = new ByteArrayOutputStream();
         try (NodeProcesses procs = NodeProcesses.start(2, new PrintStream(progress, true, StandardCharsets.UTF_8))) {
