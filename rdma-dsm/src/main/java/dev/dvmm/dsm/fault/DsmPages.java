@@ -18,10 +18,12 @@ import java.lang.foreign.MemorySegment;
  * range: both mappings lose the page and KVM's MMU notifier drops it from the guest), and copy out.
  *
  * <p>Used by one thread at a time (the protocol agent): the ioctl argument structs are preallocated here
- * and reused, so nothing is allocated per page operation. Page contents are read with pread from the memfd, only
- * for pages this node holds, and never through a mapping: the guest mapping would fault into this very service
- * for an absent page, and the alias mapping would map the page a second time (a second TLB flush when it is
- * punched) and, for an absent page, silently create a zero page the guest would then see without faulting.
+ * and reused, so nothing is allocated per page operation. Page contents are read only for pages this node holds,
+ * never through the alias mapping: it would map the page a second time (a second TLB flush when it is punched)
+ * and, for an absent page, silently create a zero page the guest would then see without faulting. A page that may
+ * be writable or unmapped is read with pread from the memfd ({@link #copyOut}); a page mapped read-only is copied
+ * out of the guest mapping ({@link #copyOutMapped}), which can fault into this very service only if the kernel
+ * dropped the mapping, and another thread then maps it back ({@link #rescueCopy}).
  */
 public final class DsmPages implements AutoCloseable {
     public static final int PAGE_SHIFT = 12;
