@@ -260,7 +260,8 @@ public final class FaultBenchmark {
 
     /**
      * Runs {@code pass} over the pages {@code first..first+n-1} that fall to {@code rank}, through {@code guest} (that
-     * node's guest mapping), timing into {@code two} or {@code three} by the page's party count. Throws on a wrong value.
+     * node's guest mapping), timing into {@code two} or {@code three} by the page's party count, recording the accesses
+     * into {@code trace} unless it is null. Throws on a wrong value.
      * Runs on a platform thread (see {@link #on}).
      */
     static void runPass(Pass pass, int nodes, int rank, int first, int n, MemorySegment guest, MemorySegment word,
@@ -274,7 +275,7 @@ public final class FaultBenchmark {
             if (pass.store()) {
                 word.set(ValueLayout.JAVA_LONG, 0, valueAt(pass.offset(), p));
             }
-            if (pass.kind() >= 0) {
+            if (trace != null && pass.kind() >= 0) {
                 trace.record(rank, FaultTrace.ACCESS, pass.kind(), p);
             }
             long t0 = System.nanoTime();
@@ -285,7 +286,9 @@ public final class FaultBenchmark {
             }
             long t1 = System.nanoTime();
             if (pass.kind() >= 0) {
-                trace.record(rank, FaultTrace.ACCESS_DONE, pass.kind(), p);
+                if (trace != null) {
+                    trace.record(rank, FaultTrace.ACCESS_DONE, pass.kind(), p);
+                }
                 h[pass.kind()].recordValue(t1 - t0);
             }
             long got = word.get(ValueLayout.JAVA_LONG, 0);
@@ -389,11 +392,13 @@ public final class FaultBenchmark {
      * are the two ends of the round-trip baseline and the ping-pong nodes, and the local baselines run in node
      * process 0; otherwise all run in this process, where
      * every write-protect or punch of a page also flushes the TLBs of the CPUs that run the other nodes' threads.
-     * Pages 1..n are measured, after a warm-up of the same passes over pages n+1..2n (not timed, not traced), so that
-     * each process's JIT has compiled its fault path before the first measured fault. Each of {@code rounds} rounds
+     * Pages 1..n are measured, after a warm-up of the same passes over pages n+1..2n (not timed), so that each
+     * process's JIT has compiled its fault path before the first measured fault. The measured faults run with no trace
+     * (as the DSM runs): in the last round the same passes run once more over pages 2n+1..3n with the trace on, for the
+     * stages, untimed (recording the trace costs about 0.5 us per fault here). Each of {@code rounds} rounds
      * measures the faults on fresh nodes and then both baselines; the ratio is the median of the rounds' own ratios
      * (a host whose speed drifts between the faults and the baselines skews one round, not the result), the
-     * histograms are merged over the rounds, and the stages come from the last round.
+     * histograms are merged over the rounds, and the stages come from the traced passes of the last round.
      */
     public static Result run(int nodes, int pages, long holdMicros, long busyPollMicros, String transport,
                              boolean oneSidedReads, boolean nodeProcesses, int rounds, java.io.PrintStream progress)
@@ -421,7 +426,7 @@ public final class FaultBenchmark {
                     procs.checkClock(r);
                 }
                 for (int i = 1; i <= rounds; i++) {
-                    done.add(processRound(procs, nodes, n, busyPollMicros, transport, oneSidedReads,
+                    done.add(processRound(procs, nodes, n, busyPollMicros, transport, oneSidedReads, i == rounds,
                             progress, roundTag(i, rounds)));
                 }
                 progress.println("page ping-pong, hold 0 (node processes)");
@@ -433,7 +438,7 @@ public final class FaultBenchmark {
             }
         }
         for (int i = 1; i <= rounds; i++) {
-            done.add(inProcessRound(nodes, n, busyPollMicros, transport, oneSidedReads, progress,
+            done.add(inProcessRound(nodes, n, busyPollMicros, transport, oneSidedReads, i == rounds, progress,
                     roundTag(i, rounds)));
         }
         progress.println("page ping-pong, hold 0");
@@ -493,13 +498,13 @@ public final class FaultBenchmark {
 
     /** One round with all nodes in this process. */
     private static Round inProcessRound(int nodes, int n, long busyPollMicros, String transport, boolean oneSidedReads,
-                                        java.io.PrintStream progress, String tag) throws Exception {
+                                        boolean traced, java.io.PrintStream progress, String tag) throws Exception {
         Histogram[] two = {histogram(), histogram(), histogram(), histogram()};
         Histogram[] three = {histogram(), histogram(), histogram(), histogram()};
-        FaultTrace trace = new FaultTrace(traceCapacity(n));
-        ProtocolConfig config = new ProtocolConfig(nodes, 2 * n + 1, 1, 0, 1 << 14).withOneSidedReads(oneSidedReads);
+        FaultTrace trace = traced ? new FaultTrace(traceCapacity(n)) : null;
+        ProtocolConfig config = new ProtocolConfig(nodes, 3 * n + 1, 1, 0, 1 << 14).withOneSidedReads(oneSidedReads);
         progress.println(tag + "remote faults");
-        try (LocalDsmCluster c = new LocalDsmCluster(config, trace, busyPollMicros * 1000, transport)) {
+        try (LocalDsmCluster c = new LocalDsmCluster(config, null, busyPollMicros * 1000, transport)) {
             MemorySegment[] guest = new MemorySegment[nodes];
             for (int r = 0; r < nodes; r++) {
                 guest[r] = c.guest(r);
@@ -514,10 +519,19 @@ public final class FaultBenchmark {
                         runPass(pass, nodes, r, n + 1, n, guest[r], word, trace, scratch, scratch);
                     }
                 }
-                trace.clear();
                 for (Pass pass : passes) {
                     for (int r = 0; r < nodes; r++) {
-                        runPass(pass, nodes, r, 1, n, guest[r], word, trace, two, three);
+                        runPass(pass, nodes, r, 1, n, guest[r], word, null, two, three);
+                    }
+                }
+                if (trace != null) {
+                    for (int r = 0; r < nodes; r++) {
+                        c.node(r).setTrace(trace);
+                    }
+                    for (Pass pass : passes) {
+                        for (int r = 0; r < nodes; r++) {
+                            runPass(pass, nodes, r, 2 * n + 1, n, guest[r], word, trace, scratch, scratch);
+                        }
                     }
                 }
             });
@@ -550,20 +564,17 @@ public final class FaultBenchmark {
      * process 0, in the same kind of process as the faults they are compared with.
      */
     private static Round processRound(NodeProcesses procs, int nodes, int n, long busyPollMicros, String transport,
-                                      boolean oneSidedReads, java.io.PrintStream progress, String tag) {
+                                      boolean oneSidedReads, boolean traced, java.io.PrintStream progress, String tag) {
         progress.println(tag + "remote faults (node processes)");
         List<Pass> passes = passes(nodes);
-        String[] endpoints = procs.all(nodes, "dsm " + nodes + " " + (2 * n + 1) + " 0 " + busyPollMicros * 1000 + " "
+        String[] endpoints = procs.all(nodes, "dsm " + nodes + " " + (3 * n + 1) + " 0 " + busyPollMicros * 1000 + " "
                 + transport + " " + oneSidedReads + " " + traceCapacity(n));
         procs.all(nodes, "connect " + NodeProcesses.endpointList(endpoints, "endpoint "));
-        for (int round = 0; round < 2; round++) {
+        for (String kind : traced ? List.of("warm-up", "measured", "traced") : List.of("warm-up", "measured")) {
             for (int i = 0; i < passes.size(); i++) {
                 for (int r = 0; r < nodes; r++) {
-                    procs.call(r, "pass " + i + (round == 0 ? " warm-up" : " measured"));
+                    procs.call(r, "pass " + i + " " + kind);
                 }
-            }
-            if (round == 0) {
-                procs.all(nodes, "clear-trace");
             }
         }
         Histogram[] two = {histogram(), histogram(), histogram(), histogram()};

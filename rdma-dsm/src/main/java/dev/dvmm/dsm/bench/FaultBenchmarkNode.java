@@ -37,7 +37,8 @@ import org.HdrHistogram.Histogram;
  * <li>{@code dsm NODES PAGES HOLD_NS BUSY_POLL_NS TRANSPORT ONE_SIDED TRACE_EVENTS}: {@code endpoint host:port}
  * <li>{@code echo TRANSPORT}: a transport of rank 0 or 1 of 2, rank 1 answering every request with 4 KiB; its endpoint
  * <li>{@code connect host:port,...}: the cluster, by rank; {@code done} once every peer is connected
- * <li>{@code pass I warm-up|measured}: pass {@code I} of {@link FaultBenchmark#passes} over this node's pages
+ * <li>{@code pass I warm-up|measured|traced}: pass {@code I} of {@link FaultBenchmark#passes} over this node's pages
+ *     (the warm-up, timed, and traced thirds of the pages; only the traced pass records the trace)
  * <li>{@code clear-trace}, {@code stop} (ends the DSM node, keeps the transport: {@code stopped <remote fetches>})
  * <li>{@code results}: {@code results} and 8 Base64 histograms (two-party kinds, three-party kinds), then the trace
  * <li>{@code rtt N}: N timed round trips to rank 1: {@code histogram <Base64>}
@@ -186,8 +187,8 @@ public final class FaultBenchmarkNode {
         node.setBusyPoll(busyPollNanos);
         handler = node::onMessage;
         this.nodes = nodes;
-        // Pages 1..n are measured, n+1..2n are the warm-up (see FaultBenchmark.run).
-        this.measured = (pageCount - 1) / 2;
+        // Pages 1..n are measured, n+1..2n are the warm-up, 2n+1..3n are traced (see FaultBenchmark.run).
+        this.measured = (pageCount - 1) / 3;
         for (int k = 0; k < two.length; k++) {
             two[k] = FaultBenchmark.histogram();
             three[k] = FaultBenchmark.histogram();
@@ -230,15 +231,20 @@ public final class FaultBenchmarkNode {
         if (index < 0 || index >= passes.size()) {
             throw new IllegalArgumentException("there is no pass " + index + " of " + passes.size());
         }
-        if (!round.equals("warm-up") && !round.equals("measured")) {
-            throw new IllegalArgumentException("a pass is warm-up or measured, not '" + round + "'");
-        }
-        boolean warmUp = round.equals("warm-up");
+        int first = switch (round) {
+            case "measured" -> 1;
+            case "warm-up" -> measured + 1;
+            case "traced" -> 2 * measured + 1;
+            default -> throw new IllegalArgumentException("a pass is warm-up, measured or traced, not '" + round + "'");
+        };
+        boolean timed = round.equals("measured");
+        FaultTrace traced = round.equals("traced") ? t : null;
+        node.setTrace(traced);
         FaultBenchmark.Pass pass = passes.get(index);
         Histogram[] scratch = {FaultBenchmark.histogram(), FaultBenchmark.histogram(), FaultBenchmark.histogram(),
             FaultBenchmark.histogram()};
-        FaultBenchmark.on(() -> FaultBenchmark.runPass(pass, nodes, rank, warmUp ? measured + 1 : 1, measured, guest,
-                Arena.ofAuto().allocate(8, 8), t, warmUp ? scratch : two, warmUp ? scratch : three));
+        FaultBenchmark.on(() -> FaultBenchmark.runPass(pass, nodes, rank, first, measured, guest,
+                Arena.ofAuto().allocate(8, 8), traced, timed ? two : scratch, timed ? three : scratch));
         failIfNodeFailed();
         return "done";
     }

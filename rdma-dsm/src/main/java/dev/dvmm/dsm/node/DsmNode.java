@@ -69,7 +69,7 @@ public final class DsmNode implements AutoCloseable {
     private volatile ControlHandler control;
     private volatile Throwable failure;
     /** Optional timeline of the fault path (benchmarks); set before {@link #start}. */
-    private FaultTrace trace;
+    private volatile FaultTrace trace;
 
     /** How long the transport may busy-poll while a local fault awaits a peer; 0: never (see setBusyPoll). */
     private volatile long busyPollNanos;
