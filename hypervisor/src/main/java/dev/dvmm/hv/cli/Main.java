@@ -9,7 +9,7 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /** The {@code dvmm} command line. Errors a user can act on print one sentence, never a stack trace. */
-@Command(name = "dvmm", mixinStandardHelpOptions = true, version = "dvmm 0.1.0",
+@Command(name = "dvmm", mixinStandardHelpOptions = true, version = "dvmm 0.1.0", scope = CommandLine.ScopeType.INHERIT,
         description = "A distributed virtual machine monitor: one SMP guest across a cluster of KVM hosts.",
         subcommands = {InfoCommand.class, RunCommand.class, GuestCommand.class, TestKernelCommand.class, NodeCommand.class, BenchCommand.class, ImageCommand.class,
                 dev.dvmm.hv.lab.LabCommand.class})

@@ -98,6 +98,26 @@ class CliErrorsTest {
         assertTrue(err[0].contains("frobnicate"), err[0]);
     }
 
+    @Test
+    void everySubcommandAnswersHelp() {
+        for (String[] args : new String[][] {{"bench", "fault", "--help"}, {"bench", "transport", "-h"},
+            {"guest", "--help"}, {"node", "--help"}, {"bench", "--help"}}) {
+            PrintStream old = System.out;
+            ByteArrayOutputStream buf = new ByteArrayOutputStream();
+            System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
+            String[] err = new String[1];
+            int status;
+            try {
+                status = capture(err, args);
+            } finally {
+                System.setOut(old);
+            }
+            String out = buf.toString(StandardCharsets.UTF_8);
+            assertEquals(0, status, String.join(" ", args) + ": " + err[0]);
+            assertTrue(out.startsWith("Usage: dvmm " + args[0]), String.join(" ", args) + " printed: " + out);
+        }
+    }
+
     private static int capture(String[] err, String... args) {
         PrintStream old = System.err;
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
