@@ -300,8 +300,8 @@ final class RequestTable {
                 return;
             }
             if (state == CLAIMED) {
-                // A completer owns the slot and is about to mark it DONE.
-                Thread.onSpinWait();
+                // A completer owns the slot and is about to mark it DONE; it may share this CPU, so yield to it.
+                Thread.yield();
                 continue;
             }
             if (Thread.currentThread().isInterrupted() && slot.claim(id)) {
@@ -351,7 +351,7 @@ final class RequestTable {
         }
         if (slot.blocking) {
             while (state(slot.word) != DONE) {
-                Thread.onSpinWait();
+                Thread.yield();
             }
             release(slot, id);
         }
