@@ -72,6 +72,11 @@ public final class Posix {
         static final MethodHandle RAW = errnoCall("madvise",
             FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
     }
+    private static final class Affinity {
+        static final MethodHandle SET = errnoCall("sched_setaffinity",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, PTR));
+        static final MethodHandle CPU = plainCall("sched_getcpu", FunctionDescriptor.of(JAVA_INT));
+    }
     private static final class Eventfd {
         static final MethodHandle H = errnoCall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
     }
@@ -352,6 +357,35 @@ public final class Posix {
     public static int gettid() {
         try {
             return (int) GETTID.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Bytes of the CPU mask passed to sched_setaffinity: glibc's cpu_set_t, 1024 CPUs. */
+    private static final long CPU_MASK_BYTES = 128;
+
+    /**
+     * Confines thread {@code tid} (0: the calling thread) to CPU {@code cpu}: 0, or -errno (EINVAL when the CPU is
+     * outside the process's allowed set).
+     */
+    public int pinThread(int tid, int cpu) {
+        if (cpu < 0 || cpu >= CPU_MASK_BYTES * 8) {
+            throw new IllegalArgumentException("CPU " + cpu + " is outside 0.." + (CPU_MASK_BYTES * 8 - 1));
+        }
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment mask = a.allocate(CPU_MASK_BYTES, 8);
+            mask.set(ValueLayout.JAVA_LONG, (cpu / 64) * 8L, 1L << (cpu % 64));
+            return ret((int) Affinity.SET.invokeExact(errnoState, tid, CPU_MASK_BYTES, mask));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** The CPU the calling thread runs on right now (sched_getcpu), or -1 if unknown. */
+    public static int currentCpu() {
+        try {
+            return (int) Affinity.CPU.invokeExact();
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -23,6 +23,29 @@ class PosixTest {
     }
 
     @Test
+    void aThreadIsConfinedToTheCpuItIsPinnedTo() throws Exception {
+        int[] seen = new int[3];
+        Thread t = Thread.ofPlatform().start(() -> {
+            int cpu = Posix.currentCpu();
+            seen[0] = cpu;
+            seen[1] = Posix.current().pinThread(0, cpu);
+            boolean stayed = true;
+            for (int i = 0; i < 1000; i++) {
+                Thread.yield();
+                stayed &= Posix.currentCpu() == cpu;
+            }
+            seen[2] = stayed ? 1 : 0;
+        });
+        t.join();
+        assertTrue(seen[0] >= 0, "sched_getcpu");
+        assertEquals(0, seen[1]);
+        assertEquals(1, seen[2], "the pinned thread ran on another CPU");
+        // No host here has CPU 1023: outside the allowed set.
+        assertEquals(-PosixConstants.EINVAL, px.pinThread(0, 1023));
+        assertThrows(IllegalArgumentException.class, () -> px.pinThread(0, 1024));
+    }
+
+    @Test
     void memfdTwoMappingsShareContentsAndPunchHoleZeroes() {
         long len = 2 * Posix.pageSize();
         int fd = Posix.check(px.memfdCreate("dvmm-test", PosixConstants.MFD_CLOEXEC), "memfd_create");

@@ -685,14 +685,16 @@ public final class FaultBenchmark {
     }
 
     /**
-     * A local fault resolved with UFFDIO_COPY, per page; then, into {@code writeProtect}, what write-protecting a page
+     * A local fault resolved with UFFDIO_COPY, per page, with the faulting thread and the fault reader confined to one
+     * CPU (where the host allows it); then, into {@code writeProtect}, what write-protecting a page
      * that was just written costs on this host (the downgrade an owner does before it serves a read): a TLB flush on
      * every CPU where this process's threads ran, cheap on bare metal, an expensive IPI on some nested hosts.
      */
     private static Histogram localUffd(int pages, Histogram writeProtect) throws Exception {
         Histogram h = histogram();
         Posix px = Posix.current();
-        long len = pages * DsmPages.PAGE_SIZE;
+        // One more page than timed: its fault confines the fault reader to the faulting thread's CPU first.
+        long len = (pages + 1) * DsmPages.PAGE_SIZE;
         int rw = PosixConstants.PROT_READ | PosixConstants.PROT_WRITE;
         int fd = Posix.check(px.memfdCreate("bench-local", PosixConstants.MFD_CLOEXEC), "memfd");
         Posix.check(px.ftruncate(fd, len), "ftruncate");
@@ -700,12 +702,25 @@ public final class FaultBenchmark {
         try (Arena arena = Arena.ofShared(); Userfaultfd uffd = DsmPages.registerGuestMapping(guest);
              DsmPages dsm = new DsmPages(uffd, fd, guest)) {
             MemorySegment src = arena.allocate(DsmPages.PAGE_SIZE, DsmPages.PAGE_SIZE);
-            FaultReader reader = new FaultReader(uffd, guest, (page, w, wp, tid) -> dsm.install(page, src, true),
-                    "bench-uffd");
+            java.util.concurrent.atomic.AtomicInteger cpu = new java.util.concurrent.atomic.AtomicInteger(-1);
+            FaultReader reader = new FaultReader(uffd, guest, (page, w, wp, tid) -> {
+                if (page == pages && cpu.get() >= 0) {
+                    Posix.current().pinThread(0, cpu.get());
+                }
+                dsm.install(page, src, true);
+            }, "bench-uffd");
             reader.start();
             try {
                 on(() -> {
                     MemorySegment word = Arena.ofAuto().allocate(8, 8);
+                    // The floor of a local fault: the faulting thread and the fault reader on one CPU, as in a node
+                    // process confined to one. Unconfined, the reader's wake-up crossed CPUs, and in some spells of
+                    // this host that took 40-74 us instead of 5-8 (a ratio over such a floor means nothing).
+                    int here = Posix.currentCpu();
+                    if (here >= 0 && Posix.current().pinThread(0, here) == 0) {
+                        cpu.set(here);
+                    }
+                    Posix.copyNative(guest, pages * 4096L, word, 0, 8);
                     for (int i = 0; i < pages; i++) {
                         long t0 = System.nanoTime();
                         Posix.copyNative(guest, i * 4096L, word, 0, 8);
