@@ -527,7 +527,7 @@ public final class FaultBenchmark {
                 // Node by node within a pass, as the node processes run it: one access at a time in the cluster.
                 for (Pass pass : passes) {
                     for (int r = 0; r < nodes; r++) {
-                        runPass(pass, nodes, r, n + 1, n, guest[r], word, trace, scratch, scratch);
+                        runPass(pass, nodes, r, n + 1, n, guest[r], word, null, scratch, scratch);
                     }
                 }
                 for (Pass pass : passes) {
@@ -582,6 +582,9 @@ public final class FaultBenchmark {
                 + transport + " " + oneSidedReads + " " + traceCapacity(n));
         procs.all(nodes, "connect " + NodeProcesses.endpointList(endpoints, "endpoint "));
         for (String kind : traced ? List.of("warm-up", "measured", "traced") : List.of("warm-up", "measured")) {
+            if (kind.equals("traced")) {
+                procs.all(nodes, "trace-on"); // every node records from the first traced access on
+            }
             for (int i = 0; i < passes.size(); i++) {
                 for (int r = 0; r < nodes; r++) {
                     procs.call(r, "pass " + i + " " + kind);

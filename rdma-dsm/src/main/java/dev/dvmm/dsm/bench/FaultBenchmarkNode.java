@@ -39,6 +39,7 @@ import org.HdrHistogram.Histogram;
  * <li>{@code connect host:port,...}: the cluster, by rank; {@code done} once every peer is connected
  * <li>{@code pass I warm-up|measured|traced}: pass {@code I} of {@link FaultBenchmark#passes} over this node's pages
  *     (the warm-up, timed, and traced thirds of the pages; only the traced pass records the trace)
+ * <li>{@code trace-on}: the DSM node records its steps into the trace from now on (off after dsm)
  * <li>{@code clear-trace}, {@code stop} (ends the DSM node, keeps the transport: {@code stopped <remote fetches>})
  * <li>{@code results}: {@code results} and 8 Base64 histograms (two-party kinds, three-party kinds), then the trace
  * <li>{@code rtt N}: N timed round trips to rank 1: {@code histogram <Base64>}
@@ -59,6 +60,8 @@ public final class FaultBenchmarkNode {
     private MessageHandler handler;
     private Arena echoArena;
     private FaultTrace trace;
+    /** The DSM node records into {@link #trace} (after trace-on, until the node closes). */
+    private boolean tracing;
     private final Histogram[] two = new Histogram[4];
     private final Histogram[] three = new Histogram[4];
 
@@ -135,6 +138,12 @@ public final class FaultBenchmarkNode {
                 case "echo" -> echo(a[1]);
                 case "connect" -> connect(a[1]);
                 case "pass" -> pass(Integer.parseInt(a[1]), a[2]);
+                case "trace-on" -> {
+                    requireNode();
+                    node.setTrace(trace);
+                    tracing = true;
+                    yield "done";
+                }
                 case "clear-trace" -> {
                     requireNode().clear();
                     yield "done";
@@ -182,8 +191,9 @@ public final class FaultBenchmarkNode {
         node = new DsmNode(transport, new ProtocolConfig(nodes, pageCount, 1, holdNanos, 1 << 14)
                 .withOneSidedReads(oneSided), memfd, guest, alias);
         stopped = false;
+        tracing = false;
         trace = traceEvents > 0 ? new FaultTrace(traceEvents) : null;
-        node.setTrace(trace);
+        node.setTrace(null); // until trace-on: the timed faults run as the DSM does, untraced
         node.setBusyPoll(busyPollNanos);
         handler = node::onMessage;
         this.nodes = nodes;
@@ -239,7 +249,9 @@ public final class FaultBenchmarkNode {
         };
         boolean timed = round.equals("measured");
         FaultTrace traced = round.equals("traced") ? t : null;
-        node.setTrace(traced);
+        if (traced != null && !tracing) {
+            throw new IllegalStateException("a traced pass comes after trace-on");
+        }
         FaultBenchmark.Pass pass = passes.get(index);
         Histogram[] scratch = {FaultBenchmark.histogram(), FaultBenchmark.histogram(), FaultBenchmark.histogram(),
             FaultBenchmark.histogram()};

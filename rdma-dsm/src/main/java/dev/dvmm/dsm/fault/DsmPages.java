@@ -315,19 +315,21 @@ public final class DsmPages implements AutoCloseable {
     public long copySequence() { return copySequence; }
 
     /**
-     * Unblocks a {@link #copyOutMapped} of {@code page} that faulted: maps the page read-only from the memfd (or, if
-     * it is mapped already, wakes its faulters). Any thread, concurrently with the copier. Read-only is safe whatever
-     * the page's state: a held page's data may be read, and a write then faults WP into the protocol. Returns false if
-     * the memfd no longer holds the page (the copy finished and the page was dropped since). Needs MINOR faults; without
-     * them the kernel maps a memfd page itself and the copy cannot block.
+     * Unblocks a {@link #copyOutMapped} of {@code page} that faulted: maps the page read-only from the memfd, or, if it
+     * is mapped already, wakes its faulters. Any thread, concurrently with the copier, without the caller's lock, so
+     * possibly late: read-only is safe in every state in which the memfd holds the page (a held page may be read; a
+     * write to a SHARED page faults WP into the protocol, and the DSM gives a MODIFIED page found write-protected its
+     * write access back). Returns 1 if it mapped the page, 0 if it was mapped already (its faulters are woken), -1 if
+     * the memfd no longer holds the page (the copy finished and the page was dropped since) or MINOR faults are not
+     * registered (then the kernel maps a memfd page itself and the copy cannot block).
      */
-    public boolean rescueCopy(long page) {
+    public int rescueCopy(long page) {
         check(page);
         if (!minorFaults) {
-            return false;
+            return -1;
         }
         try (Arena a = Arena.ofConfined()) {
-            return mapFromMemfd(a.allocate(UffdioContinue.LAYOUT), a.allocate(UffdioRange.LAYOUT), page, false) >= 0;
+            return mapFromMemfd(a.allocate(UffdioContinue.LAYOUT), a.allocate(UffdioRange.LAYOUT), page, false);
         }
     }
 

@@ -68,7 +68,7 @@ public final class DsmNode implements AutoCloseable {
     private boolean closed;
     private volatile ControlHandler control;
     private volatile Throwable failure;
-    /** Optional timeline of the fault path (benchmarks); set before {@link #start}. */
+    /** Optional timeline of the fault path (benchmarks); read once per event, so it may change while running. */
     private volatile FaultTrace trace;
 
     /** How long the transport may busy-poll while a local fault awaits a peer; 0: never (see setBusyPoll). */
@@ -178,7 +178,7 @@ public final class DsmNode implements AutoCloseable {
         this.busyPollNanos = nanos;
     }
 
-    /** Records the steps of the fault path into {@code t} (null: off); call before {@link #start}. */
+    /** Records the steps of the fault path into {@code t} (null: off); may change at any time (benchmarks). */
     public void setTrace(FaultTrace t) { this.trace = t; }
 
     /**
@@ -230,6 +230,14 @@ public final class DsmNode implements AutoCloseable {
                     // raced with an install); a write to a read-only copy then faults WP and goes to the engine.
                     stats.remaps++; // before the remap wakes the faulting thread
                     mapBackHeld(p);
+                    return;
+                }
+                if (wp && engine.localState(p) == PageState.MODIFIED) {
+                    // Writable here but mapped write-protected: a late rescue of a copy (rescueCopy runs without the
+                    // lock) mapped it back read-only after the page became MODIFIED. Give the write access back;
+                    // the engine would only wake the writer, which would fault again.
+                    stats.remaps++;
+                    pages.upgrade(p);
                     return;
                 }
                 if (faultStart[p] == 0) {
@@ -472,12 +480,21 @@ public final class DsmNode implements AutoCloseable {
      * DsmPages.copyOutMapped); the copier holds the lock, so this runs without it. Returns whether it did.
      */
     private boolean rescueCopy(long page) {
-        if (page < 0 || !pages.rescueCopy(page)) {
+        if (page < 0) {
             return false;
         }
-        stats.copyRescues.incrementAndGet();
-        LOG.debug("node {}: mapped page {} back for a copy of its data that faulted", rank, page);
-        return true;
+        int r;
+        try {
+            r = pages.rescueCopy(page);
+        } catch (RuntimeException e) {
+            fail(e); // the node cannot serve its pages any more: say so rather than leave a thread stuck
+            return false;
+        }
+        if (r == 1) {
+            stats.copyRescues.incrementAndGet();
+            LOG.debug("node {}: mapped page {} back for a copy of its data that faulted", rank, page);
+        }
+        return r >= 0;
     }
 
     private static int toInt(long v) {

@@ -153,6 +153,25 @@ class DsmNodePairTest {
         });
     }
 
+    @Test
+    void aModifiedPageALateRescueMappedReadOnlyGetsItsWriteAccessBack() {
+        assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
+            org.junit.jupiter.api.Assumptions.assumeTrue(nodes[0].freezesByUnmapping(),
+                    "this kernel has no MINOR faults with write-protected map-back (Linux 6.5)");
+            long at = 15 * 4096 + 32;
+            long[] seen = new long[1];
+            onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[0], at, 5L));
+            // Node 0 holds the page MODIFIED. A rescue of an earlier copy that comes late (it runs without the lock)
+            // maps it back read-only after the kernel dropped the mapping: node 0's next write faults WP on a page
+            // it may write, and must get its access back instead of faulting forever.
+            assertEquals(0, unmapFromGuest(0, 15));
+            nodes[0].underLockForTest(() -> assertEquals(1, nodes[0].pagesForTest().rescueCopy(15)));
+            onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[0], at, 6L));
+            onThread(() -> seen[0] = dev.dvmm.dsm.NativeAccess.get(guest[1], at));
+            assertEquals(6L, seen[0], "node 1 reads node 0's write");
+        });
+    }
+
     /** Drops node {@code r}'s mapping of one page as reclaim would (the memfd keeps the data); the madvise result. */
     private int unmapFromGuest(int r, int page) {
         return dev.dvmm.bindings.Posix.current().madvise(guest[r].address() + page * 4096L, 4096,
