@@ -98,7 +98,7 @@ final class BenchCommand implements Callable<Integer> {
                 + "(the default when every node can have a CPU of its own)")
         boolean nodeProcesses;
 
-        @Option(names = "--rounds", defaultValue = "3", description = "rounds of faults, each followed by both "
+        @Option(names = "--rounds", defaultValue = "5", description = "rounds of faults, each followed by both "
                 + "baselines; the ratio is the median of the rounds' own ratios (default: ${DEFAULT-VALUE})")
         int rounds;
 

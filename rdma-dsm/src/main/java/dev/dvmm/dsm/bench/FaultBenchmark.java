@@ -54,7 +54,7 @@ public final class FaultBenchmark {
                          Histogram[] twoParty, Histogram[] threeParty,
                          Histogram localUffd, Histogram rtt, Histogram writeProtect, String[][] stages, double pingPongPagesPerSec,
                          double pingPongHeldPagesPerSec, long holdMicros, double incrementsPerSec, double incrementsHeldPerSec,
-                         double[] roundRatios, double[] roundRatiosThreeParty) {
+                         double[] roundRatios, double[] roundRatiosThreeParty, double[][] roundP50s) {
         private static double us(Histogram h, double p) {
             return h.getTotalCount() == 0 ? 0 : h.getValueAtPercentile(p) / 1e3;
         }
@@ -117,6 +117,14 @@ public final class FaultBenchmark {
             s.append(String.format(Locale.ROOT, "  \"rounds\": %d,%n", rounds()));
             s.append(String.format(Locale.ROOT, "  \"ratio_remote_read_p50_over_local_plus_rtt\": %.3f,%n", ratio()));
             s.append("  \"ratio_rounds\": [").append(list(roundRatios)).append("],\n");
+            // What each round's ratio is made of: its own remote read, local fault and round trip p50s (us).
+            s.append("  \"rounds_p50_us\": [");
+            for (int i = 0; i < roundP50s.length; i++) {
+                s.append(i == 0 ? "" : ", ").append(String.format(Locale.ROOT,
+                        "{\"remote_read\": %.1f, \"local_uffd\": %.1f, \"rtt_4k\": %.1f}", roundP50s[i][0],
+                        roundP50s[i][1], roundP50s[i][2]));
+            }
+            s.append("],\n");
             if (nodes > 2) {
                 s.append(String.format(Locale.ROOT,
                         "  \"ratio_remote_read_3party_p50_over_local_plus_1_5_rtt\": %.3f,%n", ratioThreeParty()));
@@ -465,7 +473,7 @@ public final class FaultBenchmark {
             return p50(three[READ]) / (p50(local) + 1.5 * p50(rtt));
         }
 
-        private static double p50(Histogram h) {
+        static double p50(Histogram h) {
             return h.getTotalCount() == 0 ? 0 : h.getValueAtPercentile(50) / 1e3;
         }
     }
@@ -490,6 +498,7 @@ public final class FaultBenchmark {
         Histogram rtt = histogram();
         double[] ratios = new double[rounds.size()];
         double[] ratios3 = new double[rounds.size()];
+        double[][] p50s = new double[rounds.size()][];
         for (int i = 0; i < rounds.size(); i++) {
             Round r = rounds.get(i);
             for (int k = 0; k < KIND.length; k++) {
@@ -501,10 +510,11 @@ public final class FaultBenchmark {
             rtt.add(r.rtt());
             ratios[i] = r.ratio();
             ratios3[i] = r.ratioThreeParty();
+            p50s[i] = new double[] {Round.p50(r.two()[READ]), Round.p50(r.local()), Round.p50(r.rtt())};
         }
         String[][] stages = stages(rounds.get(rounds.size() - 1).trace(), nodes);
         return new Result(transport, oneSidedReads, nodeProcesses, pinned, nodes, n, busyPollMicros, two, three, local,
-                rtt, writeProtect, stages, free[0], held[0], holdMicros, free[1], held[1], ratios, ratios3);
+                rtt, writeProtect, stages, free[0], held[0], holdMicros, free[1], held[1], ratios, ratios3, p50s);
     }
 
     /** One round with all nodes in this process. */

@@ -61,6 +61,15 @@ class FaultBenchmarkTest {
         assertEquals(3 * r.pages(), r.twoParty()[FaultBenchmark.READ].getTotalCount());
         String json = r.toJson();
         assertTrue(json.contains("\"rounds\": 3") && json.contains("\"ratio_rounds\": ["), json);
+        // Each round's ratio is made of that round's own p50s, listed beside it.
+        Matcher perRound = Pattern.compile("\\{\"remote_read\": ([0-9.]+), \"local_uffd\": ([0-9.]+), \"rtt_4k\": ([0-9.]+)\\}")
+                .matcher(json);
+        for (int i = 0; i < 3; i++) {
+            assertTrue(perRound.find(), json);
+            double ratio = Double.parseDouble(perRound.group(1))
+                    / (Double.parseDouble(perRound.group(2)) + Double.parseDouble(perRound.group(3)));
+            assertEquals(r.roundRatios()[i], ratio, 0.02 * ratio, json);
+        }
         assertTrue(r.toTable().contains("median of 3 rounds"), r.toTable());
         assertTrue(progress.toString(StandardCharsets.UTF_8).contains("round 3 of 3: local userfaultfd baseline"),
                 progress.toString(StandardCharsets.UTF_8));
