@@ -75,8 +75,7 @@ class DsmNodePairTest {
     @Test
     void aHeldPageTheKernelUnmappedIsMappedBackWithItsProtection() {
         assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
-            org.junit.jupiter.api.Assumptions.assumeTrue(nodes[1].freezesByUnmapping(),
-                    "this kernel cannot map a page back write-protected (UFFDIO_CONTINUE_MODE_WP, Linux 6.5)");
+            assumeMapBackWriteProtected(1);
             long at = 7 * 4096 + 24;
             long[] seen = new long[3];
             onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[0], at, 41L));
@@ -100,8 +99,7 @@ class DsmNodePairTest {
     @Test
     void anOwnerWhoseMappingTheKernelDroppedStillServesAReadWithItsData() {
         assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
-            org.junit.jupiter.api.Assumptions.assumeTrue(nodes[0].freezesByUnmapping(),
-                    "this kernel has no MINOR faults with write-protected map-back (Linux 6.5)");
+            assumeMapBackWriteProtected(0);
             long at = 13 * 4096 + 16;
             long[] seen = new long[3];
             onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[0], at, 41L));
@@ -124,8 +122,7 @@ class DsmNodePairTest {
     @Test
     void aCopyThatFaultsWhileTheFaultReaderWaitsForTheLockIsRescuedByTheCopyWatch() {
         assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
-            org.junit.jupiter.api.Assumptions.assumeTrue(nodes[0].freezesByUnmapping(),
-                    "this kernel has no MINOR faults with write-protected map-back (Linux 6.5)");
+            assumeMapBackWriteProtected(0);
             onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[0], 9 * 4096, 1L));
             onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[0], 11 * 4096 + 8, 77L));
             assertEquals(0, unmapFromGuest(0, 9));
@@ -156,8 +153,7 @@ class DsmNodePairTest {
     @Test
     void aModifiedPageALateRescueMappedReadOnlyGetsItsWriteAccessBack() {
         assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
-            org.junit.jupiter.api.Assumptions.assumeTrue(nodes[0].freezesByUnmapping(),
-                    "this kernel has no MINOR faults with write-protected map-back (Linux 6.5)");
+            assumeMapBackWriteProtected(0);
             long at = 15 * 4096 + 32;
             long[] seen = new long[1];
             onThread(() -> dev.dvmm.dsm.NativeAccess.set(guest[0], at, 5L));
@@ -170,6 +166,12 @@ class DsmNodePairTest {
             onThread(() -> seen[0] = dev.dvmm.dsm.NativeAccess.get(guest[1], at));
             assertEquals(6L, seen[0], "node 1 reads node 0's write");
         });
+    }
+
+    /** Skips a test that needs node {@code r}'s guest mapping registered for MINOR faults (see DsmPages). */
+    private void assumeMapBackWriteProtected(int r) {
+        org.junit.jupiter.api.Assumptions.assumeTrue(nodes[r].freezesByUnmapping(),
+                "this kernel cannot map a page back write-protected (UFFDIO_CONTINUE_MODE_WP, Linux 6.5)");
     }
 
     /** Drops node {@code r}'s mapping of one page as reclaim would (the memfd keeps the data); the madvise result. */
