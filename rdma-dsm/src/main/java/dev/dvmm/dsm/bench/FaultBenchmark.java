@@ -466,15 +466,11 @@ public final class FaultBenchmark {
     private record Round(Histogram[] two, Histogram[] three, FaultTrace trace, Histogram local, Histogram writeProtect,
                          Histogram rtt) {
         double ratio() {
-            return p50(two[READ]) / (p50(local) + p50(rtt));
+            return Result.us(two[READ], 50) / (Result.us(local, 50) + Result.us(rtt, 50));
         }
 
         double ratioThreeParty() {
-            return p50(three[READ]) / (p50(local) + 1.5 * p50(rtt));
-        }
-
-        static double p50(Histogram h) {
-            return h.getTotalCount() == 0 ? 0 : h.getValueAtPercentile(50) / 1e3;
+            return Result.us(three[READ], 50) / (Result.us(local, 50) + 1.5 * Result.us(rtt, 50));
         }
     }
 
@@ -510,7 +506,7 @@ public final class FaultBenchmark {
             rtt.add(r.rtt());
             ratios[i] = r.ratio();
             ratios3[i] = r.ratioThreeParty();
-            p50s[i] = new double[] {Round.p50(r.two()[READ]), Round.p50(r.local()), Round.p50(r.rtt())};
+            p50s[i] = new double[] {Result.us(r.two()[READ], 50), Result.us(r.local(), 50), Result.us(r.rtt(), 50)};
         }
         String[][] stages = stages(rounds.get(rounds.size() - 1).trace(), nodes);
         return new Result(transport, oneSidedReads, nodeProcesses, pinned, nodes, n, busyPollMicros, two, three, local,

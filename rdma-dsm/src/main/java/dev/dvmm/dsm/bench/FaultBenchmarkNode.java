@@ -40,7 +40,7 @@ import org.HdrHistogram.Histogram;
  * <li>{@code pass I warm-up|measured|traced}: pass {@code I} of {@link FaultBenchmark#passes} over this node's pages
  *     (the warm-up, timed, and traced thirds of the pages; only the traced pass records the trace)
  * <li>{@code trace-on}: the DSM node records its steps into the trace from now on (off after dsm)
- * <li>{@code clear-trace}, {@code stop} (ends the DSM node, keeps the transport: {@code stopped <remote fetches>})
+ * <li>{@code stop} (ends the DSM node, keeps the transport: {@code stopped <remote fetches>})
  * <li>{@code results}: {@code results} and 8 Base64 histograms (two-party kinds, three-party kinds), then the trace
  * <li>{@code rtt N}: N timed round trips to rank 1: {@code histogram <Base64>}
  * <li>{@code ping-pong START DEADLINE}: stores between two System.nanoTime() instants: {@code done <stores>}
@@ -142,10 +142,6 @@ public final class FaultBenchmarkNode {
                     requireNode();
                     node.setTrace(trace);
                     tracing = true;
-                    yield "done";
-                }
-                case "clear-trace" -> {
-                    requireNode().clear();
                     yield "done";
                 }
                 case "stop" -> stop();

@@ -80,7 +80,8 @@ public final class DsmNode implements AutoCloseable {
 
     // Deferrals the timer thread knows of: it is woken only when the engine defers another yield.
     private long timerDeferrals;
-    // Local faulters woken in the current engine call that had waited for a remote answer (see yieldToWoken).
+    // Local faulters woken in the current engine call that had waited for a remote answer (see yieldToWoken); reset
+    // when a message or read step starts, since fault and timer steps may count too.
     private int wokeFaulters;
     // The page an install of the current engine call already woke (its faulters need no UFFDIO_WAKE), or -1.
     private int installedPage = -1;
@@ -337,7 +338,6 @@ public final class DsmNode implements AutoCloseable {
             deferred = newDeferral();
             idle = awaitingRemoteCount == 0;
             woke = wokeFaulters;
-            wokeFaulters = 0;
         }
         if (idle && busyPollNanos > 0) {
             // Nothing awaited any more: end this node's own polling deadline (the transport's window after input
@@ -397,7 +397,6 @@ public final class DsmNode implements AutoCloseable {
                 endStep();
             }
             woke = wokeFaulters;
-            wokeFaulters = 0;
         }
         yieldToWoken(woke);
     }
@@ -642,7 +641,8 @@ public final class DsmNode implements AutoCloseable {
             }
             MemorySegment copy = pendingPages[pendingPagesUsed++];
             if (engine.localState(page) == PageState.SHARED && !frozenThisStep(page)) {
-                // Read-only and mapped (a SHARED page is never frozen): a memcpy, not a system call.
+                // Read-only and mapped: a memcpy, not a system call. (A page frozen earlier in this step while it was
+                // MODIFIED may be SHARED by now but is unmapped until the step ends: pread.)
                 pages.copyOutMapped(page, copy);
             } else {
                 pages.copyOut(page, copy);

@@ -77,10 +77,6 @@ public final class FaultTrace {
         return Math.min(next.get(), time.length);
     }
 
-    public void clear() {
-        next.set(0);
-    }
-
     public long time(int i) { return time[i]; }
 
     /** Event {@code i}'s node, event, detail and page in one value, for {@link #add} to another trace. */

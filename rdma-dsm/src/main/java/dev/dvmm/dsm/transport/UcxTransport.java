@@ -1597,9 +1597,9 @@ public final class UcxTransport implements Transport {
 
     /**
      * Takes {@link #poller} from requesting threads, which hold it for one progress call at most. Progress thread.
-     * Yields while it waits: a holder that shares this CPU (one CPU per node) runs only when this thread lets it, and
-     * a pure spin here lasted a whole time slice (round-trip p99 of 0.7-3.5 ms between two node processes pinned to
-     * a CPU each).
+     * Yields while it waits: a holder that shares this CPU (one CPU per node) runs only when this thread lets it, so a
+     * pure spin could last a whole time slice. (The millisecond round-trip p99s seen between node processes pinned to
+     * a CPU each came from C2 compiling on that CPU, not from this spin: see FaultBenchmark.RTT_WARMUP.)
      */
     private void takePoller() {
         while (!poller.compareAndSet(0, 1)) {
